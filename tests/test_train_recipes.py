@@ -1,0 +1,104 @@
+"""Recipe loading, overrides and validation: every bad input is rejected with a message naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from m2se.training.recipes import TASKS, available_recipes, load_recipe
+
+BUNDLED = {
+    "demo", "tiny_mse_adapter", "tiny_emoverse_m2se", "emoverse_m2se",
+    "mse_adapter_mosei", "mse_adapter_simsv2", "mse_adapter_meld", "mse_adapter_cherma",
+}
+
+
+def write_recipe(tmp_path: Path, raw: dict) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def tiny_raw() -> dict:
+    with open(Path(__file__).resolve().parents[1] / "recipes" / "tiny_emoverse_m2se.yaml", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def test_every_bundled_recipe_parses():
+    assert set(available_recipes()) == BUNDLED
+    for name in BUNDLED:
+        recipe = load_recipe(name, check_paths=False)
+        assert recipe.name == name
+        assert set(recipe.tasks) <= set(TASKS)
+
+
+def test_paper_recipes_carry_the_released_hyper_parameters():
+    mosei = load_recipe("mse_adapter_mosei", check_paths=False)
+    assert mosei.training["adam_epsilon"] == 1e-4
+    assert mosei.training["lr_scheduler_type"] == "cosine" and mosei.training["warmup_steps"] == 0.1
+    assert (mosei.evaluation.metric, mosei.evaluation.patience, mosei.evaluation.greater_is_better) == ("MAE", 10, False)
+    assert mosei.seeds == [1111, 2222, 3333, 4444, 5555]
+    meld = load_recipe("mse_adapter_meld", check_paths=False)
+    assert (meld.training["per_device_train_batch_size"], meld.training["learning_rate"]) == (6, 5e-4)
+    assert (meld.evaluation.metric, meld.evaluation.patience) == ("weighted_f1", 8)
+    m2se = load_recipe("emoverse_m2se", check_paths=False)
+    assert [stage.name for stage in m2se.stages] == ["multitask_pretraining", "multitask_reasoning"]
+    stage1, stage2 = m2se.stages
+    assert stage1.budget == 15000 and stage1.epochs == 2 and stage2.budget is None and stage2.epochs == 2
+    assert stage1.rates["msa"] > stage1.rates["er"] < stage1.rates["fer"]
+    assert stage2.rates["msa"] < stage2.rates["er"] == stage2.rates["eri"] == stage2.rates["ecpe"]
+    assert (m2se.model.lora["r"], m2se.model.lora["lora_alpha"], m2se.training["learning_rate"]) == (8, 32, 1e-5)
+
+
+def test_paper_recipes_check_their_data_paths():
+    with pytest.raises(FileNotFoundError, match="unaligned_50.pkl"):
+        load_recipe("mse_adapter_mosei")
+
+
+def test_overrides_reach_nested_values_and_parse_yaml_scalars():
+    recipe = load_recipe("tiny_emoverse_m2se", ["stages.1.rates.msa=0.5", "model.lora.r=4", "seeds=[1, 2]"])
+    assert recipe.stages[1].rates["msa"] == 0.5
+    assert recipe.model.lora["r"] == 4
+    assert recipe.seeds == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "message"),
+    [
+        ("stages.0.rates.fer=-0.1", ValueError, r"rates must be >= 0, got \{'fer': -0.1\}"),
+        ("stages.0.rates={msa: 0, er: 0}", ValueError, "at least one rate must be positive"),
+        ("stages.0.rates.happiness=0.2", ValueError, r"unknown task\(s\) \['happiness'\]"),
+        ("stages.0.epochs=two", TypeError, "stages.0.epochs: expected int, got str 'two'"),
+        ("stages.0.budget=true", TypeError, "expected int, got bool"),
+        ("model.kind=llava", ValueError, "model.kind: expected one of"),
+        ("learning_rate=0.1", ValueError, r"unknown field\(s\) \['learning_rate'\]"),
+        ("stages=[]", ValueError, "at least one stage"),
+        ("data.paths.msa=/no/such/file.jsonl", FileNotFoundError, "/no/such/file.jsonl does not exist"),
+        ("stages.7.rates.msa=1", ValueError, "expected a list index below 2"),
+        ("stages.0.rates.msa", ValueError, "must look like key.path=value"),
+    ],
+)
+def test_bad_recipe_values_are_rejected(override, error, message):
+    with pytest.raises(error, match=message):
+        load_recipe("tiny_emoverse_m2se", [override])
+
+
+def test_unknown_recipe_name_lists_the_bundled_ones():
+    with pytest.raises(ValueError, match=r"unknown recipe 'no_such_recipe': expected one of \['demo'"):
+        load_recipe("no_such_recipe")
+
+
+def test_mse_adapter_recipe_trains_one_task(tmp_path):
+    raw = tiny_raw()
+    raw["model"]["kind"] = "mse_adapter"
+    with pytest.raises(ValueError, match="an mse_adapter recipe trains one task"):
+        load_recipe(write_recipe(tmp_path, raw))
+
+
+def test_missing_required_field(tmp_path):
+    raw = tiny_raw()
+    del raw["model"]
+    with pytest.raises(ValueError, match=r"missing required field\(s\) \['model'\]"):
+        load_recipe(write_recipe(tmp_path, raw))
