@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import datasets
 
@@ -43,3 +44,8 @@ EMT_FEATURES = datasets.Features(
     }
 )
 """EMT rows: ``images``/``videos`` are lists of paths (empty when absent); ``system`` may be None."""
+
+
+def emt_dataset(rows: Sequence[Mapping[str, Any]]) -> datasets.Dataset:
+    """EMT rows (dicts with every ``EMT_FEATURES`` key) -> ``Dataset``; an empty list gives an empty dataset."""
+    return datasets.Dataset.from_dict({key: [row[key] for row in rows] for key in EMT_FEATURES}, features=EMT_FEATURES)

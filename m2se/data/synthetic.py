@@ -30,7 +30,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from m2se.data.schema import EMT_FEATURES, multimodal_features
+from m2se.data.schema import emt_dataset, multimodal_features
 from m2se.emt import templates
 from m2se.facial import action_unit_table
 
@@ -172,7 +172,7 @@ def make_emt_dataset(
     from ``m2se.facial``), ECPE by the target emotion's colour and stripes in the slots of the cause
     utterances (the conversation in the query carries the emotion labels, as in ECF). The records are also
     written to ``out_dir/emt.jsonl`` (loadable with ``m2se.data.load_emt``) and returned with the
-    ``EMT_FEATURES`` schema, ordered by task then index.
+    ``m2se.data.schema.EMT_FEATURES`` schema, ordered by task then index.
     """
     if not isinstance(num_per_task, int) or num_per_task < 1:
         raise ValueError(f"num_per_task must be a positive int, got {num_per_task!r}")
@@ -230,5 +230,4 @@ def make_emt_dataset(
     with open(out / "emt.jsonl", "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    rows = [{**record, "videos": [], "system": None} for record in records]
-    return datasets.Dataset.from_list(rows, features=EMT_FEATURES)
+    return emt_dataset([{**record, "videos": [], "system": None} for record in records])
