@@ -1,0 +1,79 @@
+"""Data collators turning dataset rows into model batches for the ``Trainer``.
+
+Both add ``task_ids`` (B,), the index of each row's task in the run's task list, which
+``m2se.training.loss.TaskAwareLoss`` takes out of the batch before the model sees it (per-task losses and the
+optional task-difficulty weighting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import BatchFeature
+
+
+class _TaskIds:
+    def __init__(self, tasks: Sequence[str], default_task: str | None):
+        self.task_index = {task: index for index, task in enumerate(tasks)}
+        self.default_task = default_task
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> torch.Tensor:
+        names = [row.get("task", self.default_task) for row in rows]
+        unknown = sorted({name for name in names if name not in self.task_index}, key=str)
+        if unknown:
+            raise ValueError(f"rows of task(s) {unknown} in a run of tasks {list(self.task_index)}")
+        return torch.tensor([self.task_index[name] for name in names], dtype=torch.long)
+
+
+class MSEAdapterCollator:
+    """Rows of the standard multimodal schema (``text``, ``audio``, ``video``, ``label``) -> MSE-Adapter batch.
+
+    Args:
+        processor: an ``MSEAdapterProcessor``.
+        tasks: the run's task list (``task_ids`` index into it); rows without a ``task`` column count as
+            ``tasks[0]``.
+        with_labels: False builds prompt-only batches for ``predict`` / ``generate``.
+    """
+
+    def __init__(self, processor, tasks: Sequence[str] = ("msa",), with_labels: bool = True):
+        self.processor = processor
+        self.with_labels = with_labels
+        self.task_ids = _TaskIds(tasks, tasks[0])
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> BatchFeature:
+        batch = self.processor(
+            text=[row["text"] for row in rows],
+            audio=[np.asarray(row["audio"], dtype=np.float32) for row in rows],
+            video=[np.asarray(row["video"], dtype=np.float32) for row in rows],
+            labels=[row["label"] for row in rows] if self.with_labels else None,
+            return_tensors="pt",
+        )
+        if self.with_labels:
+            batch["task_ids"] = self.task_ids(rows)
+        return batch
+
+
+class EmoVerseCollator:
+    """EMT records (``task``, ``query``, ``response``, ``images``/``videos``) -> EmoVerse batch.
+
+    Args:
+        processor: an ``EmoVerseProcessor``.
+        tasks: the run's task list (``task_ids`` index into it).
+        with_labels: False builds prompt-only, left-padded batches for ``generate``.
+    """
+
+    def __init__(self, processor, tasks: Sequence[str], with_labels: bool = True):
+        self.processor = processor
+        self.with_labels = with_labels
+        self.task_ids = _TaskIds(tasks, None)
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> BatchFeature:
+        # datasets stores the absent one of images/videos as None; the processor expects it missing.
+        records = [{key: value for key, value in row.items() if value is not None} for row in rows]
+        batch = self.processor.process_emt_records(records, training=self.with_labels)
+        if self.with_labels:
+            batch["task_ids"] = self.task_ids(rows)
+        return batch
