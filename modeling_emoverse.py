@@ -1,0 +1,433 @@
+"""EmoVerse (M2SE, arXiv 2412.08049) as a transformers model: frozen vision encoder -> linear projector W_v
+-> causal
+LLM with PEFT LoRA, X = [W_v T_v ; T_t] with one block of visual tokens per image or video frame.
+
+Hub remote code: imports only transformers, torch, the standard library, its sibling modules and (lazily)
+`peft`, which transformers' own `add_adapter` needs for the LoRA layers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationMixin,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.modeling_outputs import ModelOutput
+from transformers.modeling_utils import load_state_dict
+from transformers.utils import cached_file
+
+try:
+    from .configuration_emoverse import EmoVerseConfig
+except ImportError:  # imported as a top-level module from a checkout instead of as Hub remote code
+    from configuration_emoverse import EmoVerseConfig
+
+LORA_ADAPTER_NAME = "default"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class EmoVerseCausalLMOutputWithPast(ModelOutput):
+    """Output of [`EmoVerseForConditionalGeneration`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`): cross-entropy over the tokens whose label is not -100.
+        logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`).
+        past_key_values (`Cache`): the LLM's key/value cache.
+        image_hidden_states (`torch.FloatTensor` of shape `(num_images, image_seq_length, text_hidden_size)`):
+            projected visual tokens W_v T_v of this step's images.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    past_key_values: object | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    image_hidden_states: torch.FloatTensor | None = None
+
+
+def _vision_width(vision_tower: nn.Module) -> int:
+    """Channel width of the encoder's output tokens (timm models keep it on the wrapped module)."""
+    timm_model = getattr(vision_tower, "timm_model", None)
+    if timm_model is not None:
+        return timm_model.num_features
+    return vision_tower.config.hidden_size
+
+
+def _lora_config(config: EmoVerseConfig):
+    from peft import LoraConfig  # the one permitted non-transformers import: PEFT LoRA layers
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules,
+        bias="none",
+    )
+
+
+class EmoVersePreTrainedModel(PreTrainedModel):
+    config_class = EmoVerseConfig
+    base_model_prefix = ""
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _skip_keys_device_placement = "past_key_values"
+
+
+class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin):
+    """Frozen `vision_tower`, trainable `multi_modal_projector` (W_v), `language_model` with LoRA adapters.
+
+    `model.save_pretrained(d)` writes the trained parts (projector + LoRA) and a config naming the base
+    encoder and
+    LLM; `model.save_pretrained(d, merged=True)` writes every weight with LoRA merged in. `from_pretrained`
+    restores either and re-freezes the vision tower and the LLM's base weights.
+    """
+
+    def __init__(
+        self,
+        config: EmoVerseConfig,
+        vision_tower: PreTrainedModel | None = None,
+        language_model: PreTrainedModel | None = None,
+    ):
+        super().__init__(config)
+        self.vision_tower = (
+            vision_tower if vision_tower is not None else AutoModel.from_config(config.vision_config)
+        )
+        self.language_model = (
+            language_model
+            if language_model is not None
+            else AutoModelForCausalLM.from_config(config.text_config)
+        )
+        self.multi_modal_projector = nn.Linear(
+            _vision_width(self.vision_tower), config.text_config.hidden_size, bias=config.projector_bias
+        )
+        if config.checkpoint_contents == "trained":
+            self.language_model.add_adapter(_lora_config(config), adapter_name=LORA_ADAPTER_NAME)
+        self.post_init()
+        self.freeze_base_parts()
+
+    @classmethod
+    def from_parts(
+        cls,
+        vision_model: str | os.PathLike | PreTrainedModel | PretrainedConfig,
+        text_model_name_or_path: str | os.PathLike,
+        *,
+        image_token_id: int | None = None,
+        config: EmoVerseConfig | None = None,
+        dtype: torch.dtype | None = None,
+        **config_kwargs,
+    ) -> EmoVerseForConditionalGeneration:
+        """Build EmoVerse from a separately pretrained vision encoder and causal LM.
+
+        Args:
+            vision_model: a name/path for `AutoModel.from_pretrained` (recorded in the config, so a
+                checkpoint of
+                the trained parts can reload it), or a vision config (randomly initialised encoder; such a
+                model can only be saved with `merged=True`).
+            text_model_name_or_path: a name/path for `AutoModelForCausalLM.from_pretrained` and
+            `AutoTokenizer`.
+            image_token_id: id of the image placeholder; by default the id of `config.image_token` in the
+                LLM's
+                tokenizer, or `len(tokenizer)` (the id [`EmoVerseProcessor.from_parts`] gives it when it adds
+                it).
+            config: an `EmoVerseConfig` to start from (its two sub-configs are replaced by the loaded parts').
+            dtype: dtype of both parts.
+            config_kwargs: other `EmoVerseConfig` fields (`lora_r`, `vision_feature_layer`,
+            `image_seq_length`...).
+        """
+        load_kwargs = {"dtype": dtype} if dtype is not None else {}
+        vision_model_name_or_path = None
+        if isinstance(vision_model, (str, os.PathLike)):
+            vision_model_name_or_path = str(vision_model)
+            vision_tower = AutoModel.from_pretrained(vision_model_name_or_path, **load_kwargs)
+        elif isinstance(vision_model, PreTrainedModel):
+            vision_model_name_or_path = vision_model.name_or_path or None
+            vision_tower = vision_model
+        elif isinstance(vision_model, PretrainedConfig):
+            vision_tower = AutoModel.from_config(vision_model)
+        else:
+            raise TypeError(
+                "vision_model must be a name/path, a PreTrainedModel or a vision config, "
+                f"got {type(vision_model).__name__}"
+            )
+        text_model_name_or_path = str(text_model_name_or_path)
+        language_model = AutoModelForCausalLM.from_pretrained(text_model_name_or_path, **load_kwargs)
+
+        config_fields = config.to_dict() if config is not None else {}
+        for derived in (
+            "vision_config",
+            "text_config",
+            "model_type",
+            "transformers_version",
+            "architectures",
+        ):
+            config_fields.pop(derived, None)
+        config_fields.update(config_kwargs)
+        image_token = config_fields.get("image_token", EmoVerseConfig.image_token)
+        if image_token_id is None:
+            tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path)
+            known_id = tokenizer.convert_tokens_to_ids(image_token)
+            image_token_id = (
+                known_id if known_id != tokenizer.unk_token_id and known_id is not None else len(tokenizer)
+            )
+        _extend_vocabulary(language_model, image_token_id + 1)
+        # Building the composite config clears the sub-configs' attention choice; restore the LLM's.
+        attn_implementation = language_model.config._attn_implementation
+        config_fields.update(
+            vision_config=vision_tower.config,
+            text_config=language_model.config,
+            image_token_id=image_token_id,
+            vision_model_name_or_path=vision_model_name_or_path,
+            text_model_name_or_path=text_model_name_or_path,
+            checkpoint_contents="trained",
+        )
+        model = cls(EmoVerseConfig(**config_fields), vision_tower=vision_tower, language_model=language_model)
+        model.set_attn_implementation(attn_implementation)
+        model.eval()  # like from_pretrained; the Trainer switches to train mode
+        if model.config.image_seq_length is None:
+            raise ValueError(
+                "could not derive image_seq_length (visual tokens per image) from the vision config "
+                f"{type(vision_tower.config).__name__}; pass image_seq_length=... explicitly"
+            )
+        return model
+
+    def freeze_base_parts(self) -> None:
+        """Train only W_v and the LoRA weights (transformers 5 re-enables gradients on every loaded "
+        "parameter)."""
+        self.vision_tower.requires_grad_(False)
+        for name, parameter in self.language_model.named_parameters():
+            parameter.requires_grad_("lora_" in name)
+        self.multi_modal_projector.requires_grad_(True)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def get_image_features(self, pixel_values: torch.FloatTensor) -> torch.FloatTensor:
+        """Visual tokens W_v T_v.
+
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(num_images, channels, height, width)`): every image
+                or video frame of the batch, in placeholder order.
+
+        Returns:
+            `torch.FloatTensor` of shape `(num_images, image_seq_length, text_hidden_size)`.
+        """
+        vision_dtype = next(self.vision_tower.parameters()).dtype
+        pixel_values = pixel_values.to(vision_dtype)
+        if self.config.vision_feature_layer == -1:
+            features = self.vision_tower(pixel_values, return_dict=True).last_hidden_state
+        else:
+            outputs = self.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
+            features = outputs.hidden_states[self.config.vision_feature_layer]
+        if features.dim() == 4:  # timm intermediate layers: (N, C, H, W) patch maps without prefix tokens
+            features = features.flatten(2).transpose(1, 2)
+        elif self.config.vision_feature_select_strategy == "default":
+            features = features[:, self.config.num_vision_prefix_tokens or 0 :]
+        if features.shape[1] != self.config.image_seq_length:
+            raise ValueError(
+                f"the vision encoder gave {features.shape[1]} tokens per image but "
+                "config.image_seq_length is "
+                f"{self.config.image_seq_length}; set image_seq_length / num_vision_prefix_tokens to "
+                "match the encoder"
+            )
+        return self.multi_modal_projector(features.to(self.multi_modal_projector.weight.dtype))
+
+    def _check_placeholders(
+        self, input_ids: torch.LongTensor, pixel_values: torch.FloatTensor | None
+    ) -> None:
+        num_placeholders = int((input_ids == self.config.image_token_id).sum())
+        num_images = 0 if pixel_values is None else pixel_values.shape[0]
+        expected = num_images * self.config.image_seq_length
+        if num_placeholders != expected:
+            raise ValueError(
+                f"the batch has {num_images} image(s) x {self.config.image_seq_length} visual tokens = "
+                f"{expected} "
+                f"placeholders expected, but input_ids hold {num_placeholders} image tokens "
+                f"(id {self.config.image_token_id}); build inputs with EmoVerseProcessor"
+            )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> EmoVerseCausalLMOutputWithPast:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): text with each `<image>`
+                expanded to `image_seq_length` image-token ids.
+            pixel_values (`torch.FloatTensor` of shape `(num_images, channels, height, width)`): the images /
+                frames of the whole batch in placeholder order.
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`).
+            labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`): target ids, -100 where no
+                loss is taken (prompt, visual tokens, padding); shifted inside the LLM.
+        """
+        kwargs.pop("return_dict", None)  # outputs are always a ModelOutput
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        if input_ids is not None:
+            self._check_placeholders(input_ids, pixel_values)
+        image_features = None
+        if inputs_embeds is None:
+            image_mask = input_ids == self.config.image_token_id
+            inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(image_mask, 0))
+            if pixel_values is not None:
+                image_features = self.get_image_features(pixel_values)
+                inputs_embeds = inputs_embeds.masked_scatter(
+                    image_mask.unsqueeze(-1), image_features.to(inputs_embeds.dtype)
+                )
+        outputs = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            return_dict=True,
+            **kwargs,
+        )
+        return EmoVerseCausalLMOutputWithPast(
+            loss=outputs.loss,
+            logits=outputs.logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            image_hidden_states=image_features,
+        )
+
+    def _merged_state_dict(self) -> dict[str, torch.Tensor]:
+        """Every weight, with each LoRA delta folded into its base layer's weight (the live model is "
+        "untouched)."""
+        state_dict = {name: tensor for name, tensor in self.state_dict().items() if "lora_" not in name}
+        for module_name, module in self.named_modules():
+            if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
+                base_key = f"{module_name}.base_layer.weight"
+                state_dict[base_key] = state_dict[base_key] + module.get_delta_weight(LORA_ADAPTER_NAME).to(
+                    state_dict[base_key].dtype
+                )
+        return {name.replace(".base_layer.", "."): tensor for name, tensor in state_dict.items()}
+
+    def _trained_state_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            name: tensor
+            for name, tensor in self.state_dict().items()
+            if "lora_" in name or name.startswith("multi_modal_projector.")
+        }
+
+    def save_pretrained(self, save_directory: str | os.PathLike, merged: bool = False, **kwargs) -> None:
+        """Save the trained parts (projector + LoRA, default) or, with `merged=True`, all weights with LoRA
+        merged.
+
+        The config always names the base encoder and LLM. A trained-parts checkpoint needs both to be
+        loadable by name/path when it is reloaded.
+        """
+        if self.config.checkpoint_contents == "merged" or merged:
+            state_dict = self._merged_state_dict() if self.config.checkpoint_contents == "trained" else None
+            contents = "merged"
+        else:
+            missing = [
+                field
+                for field in ("vision_model_name_or_path", "text_model_name_or_path")
+                if not getattr(self.config, field)
+            ]
+            if missing:
+                raise ValueError(
+                    f"saving only the trained parts needs the base models' names/paths, but {missing} is "
+                    "unset "
+                    "(the part was built from a config); save with merged=True or build with "
+                    "from_parts(<name/path>)"
+                )
+            state_dict = self._trained_state_dict()
+            contents = "trained"
+        original_contents = self.config.checkpoint_contents
+        self.config.checkpoint_contents = contents
+        self.config.auto_map = {
+            "AutoConfig": "configuration_emoverse.EmoVerseConfig",
+            "AutoModel": "modeling_emoverse.EmoVerseForConditionalGeneration",
+            "AutoModelForImageTextToText": "modeling_emoverse.EmoVerseForConditionalGeneration",
+        }
+        try:
+            super().save_pretrained(save_directory, state_dict=state_dict, **kwargs)
+        finally:
+            self.config.checkpoint_contents = original_contents
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs
+    ) -> EmoVerseForConditionalGeneration:
+        """Load a folder written by `save_pretrained` (either kind); the base parts stay frozen."""
+        config = kwargs.pop("config", None)
+        if config is None:
+            config_kwargs = {
+                k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs
+            }
+            config = EmoVerseConfig.from_pretrained(pretrained_model_name_or_path, **config_kwargs)
+        if config.checkpoint_contents == "merged":
+            model = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, config=config, **kwargs
+            )
+        else:
+            model = cls.from_parts(
+                config.vision_model_name_or_path,
+                config.text_model_name_or_path,
+                image_token_id=config.image_token_id,
+                config=config,
+                dtype=kwargs.get("dtype"),
+            )
+            weights_file = cached_file(pretrained_model_name_or_path, WEIGHTS_NAME)
+            trained = load_state_dict(weights_file)
+            expected = set(model._trained_state_dict())
+            if set(trained) != expected:
+                raise ValueError(
+                    f"{weights_file} should hold exactly the projector and LoRA weights of this config; "
+                    "missing "
+                    f"{sorted(expected - set(trained))[:5]}, unexpected {sorted(set(trained) - expected)[:5]}"
+                )
+            model.load_state_dict(trained, strict=False)
+            model.eval()
+        model.freeze_base_parts()
+        return model
+
+
+def _extend_vocabulary(language_model: PreTrainedModel, vocab_size: int) -> None:
+    """Grow the LLM's embeddings to hold the image token, filling new rows with the mean embedding.
+
+    Deterministic on purpose: a trained-parts checkpoint rebuilds these rows from the base LLM on every load.
+    """
+    old_size = language_model.get_input_embeddings().weight.shape[0]
+    if vocab_size <= old_size:
+        return
+    language_model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    with torch.no_grad():
+        for embeddings in {language_model.get_input_embeddings(), language_model.get_output_embeddings()}:
+            if embeddings is not None:
+                embeddings.weight[old_size:] = embeddings.weight[:old_size].mean(dim=0)
+
+
+EmoVerseConfig.register_for_auto_class()
+EmoVerseForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
+
+__all__ = ["EmoVerseCausalLMOutputWithPast", "EmoVerseForConditionalGeneration", "EmoVersePreTrainedModel"]
