@@ -1,0 +1,635 @@
+"""MSE-Adapter (Yang, Dong, Qiang; AAAI 2025): a plug-in that turns audio/video features and the utterance
+into a few
+pseudo tokens placed in the input of a frozen causal language model.
+
+Hub remote code: this module imports only the standard library, torch, transformers and the other
+`*_mse_adapter.py` modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_utils import load_state_dict
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
+
+try:
+    from .configuration_mse_adapter import MSEAdapterConfig
+except (
+    ImportError
+):  # imported as a top-level module (installed package or repository checkout), not as Hub code
+    from configuration_mse_adapter import MSEAdapterConfig
+
+MULTIMODAL_INPUT_NAMES = ("audio_values", "audio_lengths", "video_values", "video_lengths", "utterance_mask")
+_HUB_KWARG_NAMES = (
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "token",
+    "revision",
+    "subfolder",
+    "proxies",
+)
+
+
+def check_modality_inputs(
+    name: str, values: torch.Tensor, lengths: torch.Tensor, feature_dim: int, batch_size: int
+) -> None:
+    """Raise a ValueError naming what was expected and received when padded features or their lengths are
+    invalid.
+
+    Args:
+        name: "audio" or "video" (used in messages).
+        values: `(batch, max_frames, feature_dim)`; `max_frames` may be 0 (modality missing for the whole
+        batch).
+        lengths: `(batch,)` integer true lengths, each in `[0, max_frames]`; 0 marks a missing modality.
+    """
+    if values.ndim != 3:
+        raise ValueError(
+            f"{name}_values must be (batch, frames, {feature_dim}), got shape {tuple(values.shape)}"
+        )
+    if values.shape[0] != batch_size:
+        raise ValueError(f"{name}_values holds {values.shape[0]} samples but input_ids holds {batch_size}")
+    if values.shape[1] > 0 and values.shape[2] != feature_dim:
+        raise ValueError(
+            f"{name}_values must have feature dimension {feature_dim} (config.{name}_feature_dim), "
+            f"got {values.shape[2]}"
+        )
+    if lengths.shape != (batch_size,) or lengths.is_floating_point():
+        raise ValueError(
+            f"{name}_lengths must be an integer tensor of shape ({batch_size},), "
+            f"got {lengths.dtype} of shape {tuple(lengths.shape)}"
+        )
+    if (lengths < 0).any() or (lengths > values.shape[1]).any():
+        raise ValueError(
+            f"{name}_lengths must lie in [0, {values.shape[1]}] (the padded frame count), "
+            f"got {lengths.tolist()}"
+        )
+    if not torch.isfinite(values).all():
+        raise ValueError(
+            f"{name}_values must be finite, got NaN or Inf (clean the features, e.g. set them to 0)"
+        )
+
+
+class MSEAdapterModalityEncoder(nn.Module):
+    """1-layer LSTM over the true-length frames of one modality; its final hidden state goes through a Linear
+    layer."""
+
+    def __init__(self, feature_dim: int, hidden_size: int, fusion_size: int):
+        super().__init__()
+        self.lstm = nn.LSTM(feature_dim, hidden_size, num_layers=1, batch_first=True)
+        self.projection = nn.Linear(hidden_size, fusion_size)
+
+    def forward(self, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`values` (batch, frames, feature_dim), `lengths` (batch,) -> (batch, fusion_size).
+
+        A sample with length 0 is a missing modality: its output is exactly zero, so it adds nothing to the
+        fusion.
+        """
+        batch_size = values.shape[0]
+        present = lengths > 0
+        if values.shape[1] == 0 or not present.any():
+            return self.projection.weight.new_zeros(batch_size, self.projection.out_features)
+        # Packing rejects length 0; those rows run over one padding frame and are zeroed below.
+        packed = pack_padded_sequence(
+            values.to(self.projection.weight.dtype),
+            lengths.clamp(min=1).cpu(),
+            batch_first=True,
+            enforce_sorted=False,
+        )
+        _, (final_hidden, _) = self.lstm(packed)
+        encoded = self.projection(final_hidden[-1])
+        return encoded * present.unsqueeze(-1).to(encoded.dtype)
+
+
+class MSEAdapterMultiScaleFusion(nn.Module):
+    """Three bottleneck branches `Linear(fusion -> d/k) - GELU - Linear(d/k -> fusion)`, merged by a (1, 3)
+    convolution
+    over the stacked branch outputs, then `Linear(fusion -> d)`."""
+
+    def __init__(self, fusion_size: int, hidden_size: int, ratios: list[int]):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(fusion_size, hidden_size // ratio),
+                nn.GELU(),
+                nn.Linear(hidden_size // ratio, fusion_size),
+            )
+            for ratio in ratios
+        )
+        self.merge = nn.Conv2d(1, 1, kernel_size=(1, len(ratios)))
+        self.output_projection = nn.Linear(fusion_size, hidden_size)
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        """`fused` (batch, fusion_size) -> (batch, hidden_size)."""
+        scales = torch.stack([branch(fused) for branch in self.branches], dim=-1)  # (batch, fusion, 3)
+        merged = self.merge(scales.unsqueeze(1)).flatten(1)  # (batch, 1, fusion, 1) -> (batch, fusion)
+        return self.output_projection(merged)
+
+
+class MSEAdapterPreTrainedModel(PreTrainedModel):
+    config_class = MSEAdapterConfig
+    base_model_prefix = "adapter"
+    main_input_name = "input_ids"
+    _supports_sdpa = True
+    _supports_flash_attn = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # PyTorch's default initialisation, as in the released code.
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.LSTM)):
+            module.reset_parameters()
+
+
+class MSEAdapterModel(MSEAdapterPreTrainedModel):
+    """The plug-in alone: modality encoders, Text-Guide-Mixer (TGM), Multi-Scale-Fusion (MSF) and projector.
+
+    Built from the config alone, it has exactly the trainable-parameter count of the released code for the
+    same
+    hyper-parameters (e.g. 2,631,692 for MOSEI at d = 4096).
+    """
+
+    def __init__(self, config: MSEAdapterConfig):
+        super().__init__(config)
+        hidden_size = config.hidden_size
+        if hidden_size is None:
+            raise ValueError("config.text_config must define hidden_size (the backbone width d)")
+        self.audio_encoder = MSEAdapterModalityEncoder(
+            config.audio_feature_dim, config.audio_hidden_size, config.fusion_size
+        )
+        self.video_encoder = MSEAdapterModalityEncoder(
+            config.video_feature_dim, config.video_hidden_size, config.fusion_size
+        )
+        self.text_guide = nn.Linear(hidden_size, config.fusion_size)
+        self.multi_scale_fusion = MSEAdapterMultiScaleFusion(
+            config.fusion_size, hidden_size, config.msf_ratios
+        )
+        self.projector = nn.Linear(1, config.num_pseudo_tokens)
+        self.post_init()
+
+    def forward(
+        self,
+        text_embeds: torch.Tensor,
+        utterance_mask: torch.Tensor,
+        audio_values: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        video_values: torch.Tensor,
+        video_lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Compute the pseudo tokens.
+
+        Args:
+            text_embeds: `(batch, seq_len, d)` the backbone's input embeddings of the token sequence.
+            utterance_mask: `(batch, seq_len)`, 1 on the utterance tokens (the TGM mean-pools them; an empty
+                utterance pools to zero).
+            audio_values / video_values: `(batch, frames, feature_dim)`, right-padded (frames may be 0).
+            audio_lengths / video_lengths: `(batch,)` true frame counts; 0 = missing modality, which
+            contributes
+                exactly zero to the fusion `audio * t + video * t`.
+
+        Returns:
+            `(batch, num_pseudo_tokens, d)` pseudo-token embeddings.
+        """
+        batch_size = text_embeds.shape[0]
+        check_modality_inputs("audio", audio_values, audio_lengths, self.config.audio_feature_dim, batch_size)
+        check_modality_inputs("video", video_values, video_lengths, self.config.video_feature_dim, batch_size)
+        if utterance_mask.shape != text_embeds.shape[:2]:
+            raise ValueError(
+                f"utterance_mask must have shape {tuple(text_embeds.shape[:2])}, "
+                f"got {tuple(utterance_mask.shape)}"
+            )
+        dtype = self.text_guide.weight.dtype
+        mask = utterance_mask.to(dtype).unsqueeze(-1)
+        pooled = (text_embeds.to(dtype) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, d)
+        text_guide = self.text_guide(pooled)  # (batch, fusion)
+        audio = self.audio_encoder(audio_values, audio_lengths)
+        video = self.video_encoder(video_values, video_lengths)
+        fused = audio * text_guide + video * text_guide
+        sentence = self.multi_scale_fusion(fused)  # (batch, d)
+        return self.projector(sentence.unsqueeze(-1)).transpose(1, 2)  # (batch, d, n) -> (batch, n, d)
+
+
+@dataclass
+class _AnswerTrie:
+    """Prefix tree over the admissible answers' token ids; `answers` lists the answer indices below this
+    node."""
+
+    children: dict[int, _AnswerTrie] = field(default_factory=dict)
+    answers: list[int] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, answer_token_ids: list[list[int]]) -> _AnswerTrie:
+        root = cls()
+        for index, token_ids in enumerate(answer_token_ids):
+            node = root
+            node.answers.append(index)
+            for token_id in token_ids:
+                node = node.children.setdefault(token_id, cls())
+                node.answers.append(index)
+        return root
+
+
+class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
+    """MSE-Adapter plugged into a frozen causal language model.
+
+    `adapter` (trainable) computes `num_pseudo_tokens` embeddings that replace the `<pseudo>` placeholders of
+    the
+    processor's `input_ids`; `language_model` (any `AutoModelForCausalLM`, frozen, never resized) does the
+    rest.
+    Only the adapter is saved unless `save_pretrained(..., save_language_model=True)`.
+    """
+
+    def __init__(self, config: MSEAdapterConfig, language_model: PreTrainedModel | None = None):
+        super().__init__(config)
+        self.adapter = MSEAdapterModel(config)
+        if language_model is None:
+            if getattr(config.text_config, "backbone_model_type", None):
+                raise ValueError(
+                    f"the backbone type {config.text_config.backbone_model_type!r} is remote code that this "
+                    "config "
+                    "cannot rebuild; pass language_model= (e.g. AutoModelForCausalLM.from_pretrained(..., "
+                    "trust_remote_code=True))"
+                )
+            language_model = AutoModelForCausalLM.from_config(config.text_config)
+        else:
+            backbone_width = language_model.get_input_embeddings().embedding_dim
+            if backbone_width != config.hidden_size:
+                raise ValueError(
+                    f"language_model has width {backbone_width} but config.text_config.hidden_size is "
+                    f"{config.hidden_size}"
+                )
+            # A given backbone is already trained: post_init must never re-initialise any of its weights.
+            for module in language_model.modules():
+                module._is_hf_initialized = True
+        self.language_model = language_model
+        self.post_init()
+        self.generation_config = language_model.generation_config
+        self.freeze_language_model()
+
+    def freeze_language_model(self) -> None:
+        """Freeze the backbone (called after construction and after every load path)."""
+        self.language_model.requires_grad_(False)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return self.language_model.get_output_embeddings()
+
+    @classmethod
+    def from_language_model(
+        cls,
+        language_model: PreTrainedModel,
+        processor,
+        config: MSEAdapterConfig | None = None,
+        **config_kwargs,
+    ) -> MSEAdapterForCausalLM:
+        """Build an adapter for an already loaded backbone, taking the task and token ids from `processor`.
+
+        Args:
+            language_model: the frozen backbone (shared, not copied).
+            processor: an `MSEAdapterProcessor` whose tokenizer matches `language_model`.
+            config: an `MSEAdapterConfig` (e.g. `MSEAdapterConfig.from_paper_preset(...)`) whose task fields
+            must
+                agree with the processor; built from the processor and `config_kwargs` when omitted.
+        """
+        processor_fields = processor.adapter_config_fields()
+        if config is None:
+            fields = {
+                "text_config": language_model.config,
+                "base_model_name_or_path": language_model.name_or_path or None,
+            }
+            config = MSEAdapterConfig(**{**fields, **config_kwargs, **processor_fields})
+        else:
+            if config_kwargs:
+                raise ValueError(
+                    f"pass either config or config fields, got both (fields {sorted(config_kwargs)})"
+                )
+            mismatched = {
+                name: (getattr(config, name), value)
+                for name, value in processor_fields.items()
+                if name not in ("pseudo_token_id", "answer_token_ids") and getattr(config, name) != value
+            }
+            if mismatched:
+                raise ValueError(
+                    f"config and processor disagree (config value, processor value): {mismatched}"
+                )
+            config = MSEAdapterConfig(
+                **{**config.to_diff_dict(), **processor_fields, "text_config": config.text_config}
+            )
+        return cls(config, language_model=language_model)
+
+    def embed_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        utterance_mask: torch.Tensor | None = None,
+        audio_values: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
+        video_values: torch.Tensor | None = None,
+        video_lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`input_ids` (batch, seq_len) -> `inputs_embeds` (batch, seq_len, d) with the pseudo tokens in
+        place.
+
+        Without placeholders in `input_ids` this is the backbone's own embedding lookup (text-only inputs).
+        """
+        embedding = self.get_input_embeddings()
+        pseudo_token_id = self.config.pseudo_token_id
+        is_pseudo = (
+            input_ids == pseudo_token_id
+            if pseudo_token_id is not None
+            else torch.zeros_like(input_ids).bool()
+        )
+        if not is_pseudo.any():
+            if any(value is not None for value in (audio_values, video_values)):
+                raise ValueError(
+                    f"audio/video features were given but input_ids hold no <pseudo> placeholder "
+                    f"(config.pseudo_token_id={pseudo_token_id}); build the inputs with MSEAdapterProcessor"
+                )
+            return embedding(input_ids)
+        batch_size, seq_len = input_ids.shape
+        counts = is_pseudo.sum(dim=-1)
+        if (counts != self.config.num_pseudo_tokens).any():
+            raise ValueError(
+                f"each row of input_ids must hold exactly {self.config.num_pseudo_tokens} <pseudo> "
+                f"placeholders "
+                f"(id {pseudo_token_id}), got {counts.tolist()}"
+            )
+        if utterance_mask is None:
+            raise ValueError("utterance_mask (from MSEAdapterProcessor) is required with multimodal inputs")
+        if utterance_mask.shape[1] < seq_len:
+            # Without a cache, generation re-reads the grown sequence; generated tokens are never utterance.
+            utterance_mask = nn.functional.pad(utterance_mask, (0, seq_len - utterance_mask.shape[1]))
+        audio_values, audio_lengths = self._default_modality(
+            audio_values, audio_lengths, batch_size, input_ids
+        )
+        video_values, video_lengths = self._default_modality(
+            video_values, video_lengths, batch_size, input_ids
+        )
+        # The placeholder id may lie outside the frozen backbone's vocabulary, which is never resized.
+        text_embeds = embedding(input_ids.masked_fill(is_pseudo, 0))
+        pseudo_embeds = self.adapter(
+            text_embeds, utterance_mask, audio_values, audio_lengths, video_values, video_lengths
+        )
+        return text_embeds.masked_scatter(is_pseudo.unsqueeze(-1), pseudo_embeds.to(text_embeds.dtype))
+
+    @staticmethod
+    def _default_modality(
+        values: torch.Tensor | None, lengths: torch.Tensor | None, batch_size: int, input_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Missing features become zero frames; missing lengths mean every frame is real."""
+        if values is None:
+            values = torch.zeros(batch_size, 0, 0, device=input_ids.device)
+            lengths = torch.zeros(batch_size, dtype=torch.long, device=input_ids.device)
+        elif lengths is None:
+            lengths = torch.full((values.shape[0],), values.shape[1], dtype=torch.long, device=values.device)
+        return values, lengths
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        audio_values: torch.Tensor | None = None,
+        audio_lengths: torch.LongTensor | None = None,
+        video_values: torch.Tensor | None = None,
+        video_lengths: torch.LongTensor | None = None,
+        utterance_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        """Run the backbone on the text with the pseudo tokens in place of the `<pseudo>` placeholders.
+
+        Args:
+            input_ids: `(batch, seq_len)` from `MSEAdapterProcessor` (left-padded).
+            attention_mask: `(batch, past + seq_len)`; position ids are derived from it so that left padding
+            gives
+                the same positions in training and in generation.
+            audio_values / video_values: `(batch, frames, feature_dim)`; audio_lengths / video_lengths
+            `(batch,)`.
+            utterance_mask: `(batch, seq_len)`, 1 on utterance tokens.
+            labels: `(batch, seq_len)` with -100 everywhere but the label (+EOS) tokens; the loss covers only
+            those.
+
+        Returns:
+            `CausalLMOutputWithPast` with `loss` (when labels are given) and `logits` `(batch, seq_len,
+            vocab)`.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_inputs(
+                input_ids, utterance_mask, audio_values, audio_lengths, video_values, video_lengths
+            )
+        if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -inputs_embeds.shape[1] :]
+        outputs = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            labels=labels,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
+        return CausalLMOutputWithPast(
+            loss=outputs.loss,
+            logits=outputs.logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs):
+        model_inputs = super().prepare_inputs_for_generation(
+            *args, is_first_iteration=is_first_iteration, **kwargs
+        )
+        # The pseudo tokens live in the cache after the first step; generation only drops inputs it knows
+        # about.
+        if not is_first_iteration and kwargs.get("use_cache", True):
+            for name in MULTIMODAL_INPUT_NAMES:
+                model_inputs.pop(name, None)
+        return model_inputs
+
+    @torch.no_grad()
+    def predict(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor,
+        audio_values: torch.Tensor | None = None,
+        audio_lengths: torch.LongTensor | None = None,
+        video_values: torch.Tensor | None = None,
+        video_lengths: torch.LongTensor | None = None,
+        utterance_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+    ) -> list[float] | list[str]:
+        """Greedy decoding restricted to the admissible answers; every output is valid by construction.
+
+        Classification returns label names: the decoding walks a token trie over the class indices and stops
+        as
+        soon as the prefix identifies one class (one forward pass when every class index is a single token).
+        Regression returns floats: the trie holds every one-decimal value of `value_range` in the released
+        format
+        (`+1.2`), i.e. the sign/digits/point grammar restricted to the range, so the value is always inside
+        it.
+        """
+        if labels is not None:
+            raise ValueError(
+                "predict needs inputs built without labels (their label tokens would be part of input_ids); "
+                "call the processor with labels=None"
+            )
+        if self.config.answer_token_ids is None:
+            raise ValueError(
+                "config.answer_token_ids is not set; build the model with "
+                "MSEAdapterForCausalLM.from_language_model(language_model, processor)"
+            )
+        trie = _AnswerTrie.build(self.config.answer_token_ids)
+        nodes = [trie] * input_ids.shape[0]
+        inputs_embeds = self.embed_inputs(
+            input_ids, utterance_mask, audio_values, audio_lengths, video_values, video_lengths
+        )
+        outputs = self(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=True, logits_to_keep=1
+        )
+        while True:
+            next_tokens = []
+            for row, node in enumerate(nodes):
+                if len(node.answers) == 1:
+                    next_tokens.append(
+                        next(iter(node.children), 0)
+                    )  # finished row: any id keeps the batch aligned
+                    continue
+                allowed = list(node.children)
+                scores = outputs.logits[row, -1, allowed]
+                token_id = allowed[int(scores.argmax())]
+                nodes[row] = node.children[token_id]
+                next_tokens.append(token_id)
+            if all(len(node.answers) == 1 for node in nodes):
+                break
+            attention_mask = torch.cat(
+                [attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=-1
+            )
+            outputs = self(
+                input_ids=torch.tensor(next_tokens, device=input_ids.device).unsqueeze(-1),
+                attention_mask=attention_mask,
+                past_key_values=outputs.past_key_values,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        answer_indices = [node.answers[0] for node in nodes]
+        if self.config.task == "classification":
+            return [self.config.label_names[index] for index in answer_indices]
+        answers = self.config.answers
+        return [float(answers[index]) for index in answer_indices]
+
+    def save_pretrained(self, save_directory: str | os.PathLike, save_language_model: bool = False, **kwargs):
+        """Write the config, the remote code and the adapter weights (a few MB at d = 4096).
+
+        With `save_language_model=True` the backbone weights are written too and the folder no longer needs
+        `base_model_name_or_path`.
+        """
+        if not save_language_model:
+            state_dict = kwargs.pop("state_dict", None) or self.state_dict()
+            kwargs["state_dict"] = {
+                name: value for name, value in state_dict.items() if name.startswith("adapter.")
+            }
+        # register_for_auto_class keeps one auto class; users load with AutoModel as well.
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map["AutoModel"] = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
+        self.config.auto_map = auto_map
+        super().save_pretrained(save_directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *model_args,
+        language_model: PreTrainedModel | None = None,
+        language_model_kwargs: dict | None = None,
+        config: MSEAdapterConfig | None = None,
+        **kwargs,
+    ) -> MSEAdapterForCausalLM:
+        """Load a saved adapter; the backbone comes from the folder (if saved with it), from `language_model`
+        (shared,
+        not copied) or from `config.base_model_name_or_path` (loaded with `language_model_kwargs`, e.g.
+        `{"trust_remote_code": True}`, plus `dtype`). The backbone is frozen on every path."""
+        hub_kwargs = {name: kwargs[name] for name in _HUB_KWARG_NAMES if name in kwargs}
+        if config is None:
+            config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        if cls._saved_with_language_model(pretrained_model_name_or_path, hub_kwargs):
+            if language_model is not None:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} holds its own language model; "
+                    "load it without language_model="
+                )
+            model = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, config=config, **kwargs
+            )
+            model.freeze_language_model()
+            return model
+        if language_model is None:
+            if not config.base_model_name_or_path:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} holds only adapter weights and "
+                    "config.base_model_name_or_path "
+                    "is not set; pass language_model= (the backbone it was trained on)"
+                )
+            backbone_kwargs = dict(language_model_kwargs or {})
+            if "dtype" in kwargs:
+                backbone_kwargs.setdefault("dtype", kwargs["dtype"])
+            language_model = AutoModelForCausalLM.from_pretrained(
+                config.base_model_name_or_path, **backbone_kwargs
+            )
+        model = cls(config, language_model=language_model)
+        weights_file = cached_file(pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, **hub_kwargs)
+        adapter_state = load_state_dict(weights_file)
+        missing, unexpected = model.load_state_dict(adapter_state, strict=False)
+        missing_adapter = [name for name in missing if name.startswith("adapter.")]
+        if missing_adapter or unexpected:
+            raise ValueError(
+                f"{weights_file} does not match the adapter: missing {missing_adapter}, "
+                f"unexpected {unexpected}"
+            )
+        device = language_model.get_input_embeddings().weight.device
+        model.adapter.to(device=device, dtype=kwargs.get("dtype", model.adapter.dtype))
+        model.freeze_language_model()
+        return model.eval()
+
+    @staticmethod
+    def _saved_with_language_model(
+        pretrained_model_name_or_path: str | os.PathLike, hub_kwargs: dict
+    ) -> bool:
+        """True when the folder's weights include the backbone (sharded, or keys under `language_model.`)."""
+        index_file = cached_file(
+            pretrained_model_name_or_path,
+            SAFE_WEIGHTS_INDEX_NAME,
+            _raise_exceptions_for_missing_entries=False,
+            **hub_kwargs,
+        )
+        if index_file is not None:
+            return True
+        weights_file = cached_file(pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, **hub_kwargs)
+        # The safetensors header (8-byte little-endian length, then JSON) names every tensor without reading
+        # any.
+        with open(weights_file, "rb") as weights:
+            (header_length,) = struct.unpack("<Q", weights.read(8))
+            tensor_names = json.loads(weights.read(header_length))
+        return any(name.startswith("language_model.") for name in tensor_names)
+
+
+MSEAdapterForCausalLM.register_for_auto_class("AutoModelForCausalLM")
