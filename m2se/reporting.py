@@ -255,11 +255,15 @@ def plot_confusion_matrix(
     *,
     figsize: tuple[float, float] = (7.0, 6.0),
     dpi: int = 100,
-) -> Path:
+) -> np.ndarray:
     """Draw the confusion matrix (rows: reference, columns: prediction, cells: counts) as a PNG.
 
     Values are class names from ``label_names`` or indices into it, as for ``m2se.metrics.erc_metrics``;
     unparsable predictions (None) get their own ``unparsable`` column, so every sample is shown.
+
+    Returns:
+        The drawn counts: one row per label name, one column per label name plus an ``unparsable`` column
+        when a prediction is None.
     """
     check_same_length(predictions, references)
     if isinstance(label_names, str) or not label_names:
@@ -299,7 +303,7 @@ def plot_confusion_matrix(
     axes.set_ylabel("reference")
     figure.tight_layout()
     figure.savefig(path, format="png")
-    return Path(path)
+    return counts
 
 
 def summarize_seeds(results: Mapping[int, Mapping[str, float]]) -> tuple[dict[str, dict[str, float]], str]:
