@@ -1,0 +1,187 @@
+"""EmoVerse model: config, placeholder expansion, visual-token placement, loss masking, LoRA, training, generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_emoverse_common import (  # noqa: F401  (fixtures)
+    emoverse_model,
+    emoverse_parts,
+    emoverse_processor,
+    randomize_trained_parts,
+    solid_image_path,
+)
+
+from configuration_emoverse import EmoVerseConfig
+from processing_emoverse import IGNORE_INDEX
+
+RECORDS = [
+    {"query": "The person says: 'I love it' Please determine the sentiment.", "response": "Positive."},
+    {
+        "query": "Detail the facial expressions used in the image.",
+        "response": "Eyes narrowing; Slightly puzzled",
+    },
+]
+
+
+@pytest.fixture
+def records(tmp_path):
+    return [
+        {**RECORDS[0], "images": [solid_image_path(tmp_path, "red.png", (220, 20, 20))]},
+        {**RECORDS[1], "images": [solid_image_path(tmp_path, "blue.png", (20, 20, 220), size=(17, 53))]},
+    ]
+
+
+def test_config_defaults_follow_the_paper_and_derive_visual_tokens():
+    config = EmoVerseConfig()
+    assert (config.lora_r, config.lora_alpha, config.image_token) == (8, 32, "<image>")
+    assert config.vision_config.model_type == "timm_wrapper"
+    assert (config.image_seq_length, config.num_vision_prefix_tokens) == (
+        4,
+        1,
+    )  # 32/16 squared patches, 1 CLS
+    assert EmoVerseConfig(vision_feature_select_strategy="full").image_seq_length == 5
+    with pytest.raises(ValueError, match="vision_feature_select_strategy"):
+        EmoVerseConfig(vision_feature_select_strategy="cls")
+    with pytest.raises(ValueError, match="lora_r"):
+        EmoVerseConfig(lora_r=0)
+
+
+def test_processor_expands_each_placeholder_and_model_output_shapes(emoverse_model, emoverse_processor):
+    from PIL import Image
+
+    batch = emoverse_processor(
+        text=["<image> The person says: I love it", "<image><image> Hi"],
+        images=[Image.new("RGB", (32, 32)), Image.new("RGB", (64, 48)), Image.new("RGB", (10, 90))],
+    )
+    image_token_id = emoverse_processor.image_token_id
+    assert image_token_id == emoverse_model.config.image_token_id
+    assert (batch["input_ids"] == image_token_id).sum(dim=1).tolist() == [4, 8]
+    assert batch["pixel_values"].shape == (3, 3, 32, 32)
+    assert batch["input_ids"].shape == batch["attention_mask"].shape
+    output = emoverse_model(**batch)
+    vocab = emoverse_model.get_output_embeddings().weight.shape[0]
+    assert output.logits.shape == (*batch["input_ids"].shape, vocab)
+    assert output.image_hidden_states.shape == (3, 4, emoverse_model.config.text_config.hidden_size)
+
+
+def test_visual_tokens_replace_the_placeholders_in_order(emoverse_model, emoverse_processor):
+    from PIL import Image
+
+    images = [Image.new("RGB", (32, 32), (250, 0, 0)), Image.new("RGB", (32, 32), (0, 0, 250))]
+    batch = emoverse_processor(text=["a <image> b <image> c"], images=images)
+    captured = {}
+    hook = emoverse_model.language_model.register_forward_pre_hook(
+        lambda module, args, kwargs: captured.update(embeds=kwargs["inputs_embeds"]), with_kwargs=True
+    )
+    with torch.no_grad():
+        emoverse_model(**batch)
+        features = emoverse_model.get_image_features(batch["pixel_values"])
+    hook.remove()
+    embeds = captured["embeds"][0]
+    mask = batch["input_ids"][0] == emoverse_processor.image_token_id
+    torch.testing.assert_close(embeds[mask], features.reshape(-1, features.shape[-1]))
+    text_ids = batch["input_ids"][0][~mask]
+    torch.testing.assert_close(embeds[~mask], emoverse_model.get_input_embeddings()(text_ids))
+
+
+def test_labels_cover_only_the_response_and_loss_ignores_the_prompt(
+    emoverse_model, emoverse_processor, records
+):
+    batch = emoverse_processor.process_emt_records(records, training=True)
+    tokenizer = emoverse_processor.tokenizer
+    for row, record in enumerate(records):
+        kept = batch["labels"][row][batch["labels"][row] != IGNORE_INDEX].tolist()
+        assert tokenizer.decode(kept).startswith(record["response"])
+        first = int((batch["labels"][row] != IGNORE_INDEX).nonzero()[0])
+        prompt = tokenizer.decode(batch["input_ids"][row][:first])
+        assert (
+            "You are an sentiment and emotion analysis expert." in prompt and record["response"] not in prompt
+        )
+        assert not (batch["labels"][row][:first] != IGNORE_INDEX).any()
+    output = emoverse_model(**batch)
+    logits = output.logits[:, :-1].reshape(-1, output.logits.shape[-1])
+    targets = batch["labels"][:, 1:].reshape(-1)
+    expected = torch.nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
+    torch.testing.assert_close(output.loss, expected)
+
+
+def test_only_lora_and_projector_are_trainable(emoverse_model):
+    trainable = {name for name, parameter in emoverse_model.named_parameters() if parameter.requires_grad}
+    assert trainable
+    assert all("lora_" in name or name.startswith("multi_modal_projector.") for name in trainable)
+    assert {"multi_modal_projector.weight", "multi_modal_projector.bias"} <= trainable
+    assert not any(p.requires_grad for p in emoverse_model.vision_tower.parameters())
+    lora_layers = [name for name in trainable if "lora_A" in name]
+    # all-linear on 2 Llama blocks: q, k, v, o, gate, up, down per block
+    assert len(lora_layers) == 2 * 7
+    rank = {p.shape[0] for n, p in emoverse_model.named_parameters() if "lora_A" in n}
+    assert rank == {8}
+
+
+def test_one_training_step_lowers_the_loss_on_a_fixed_batch(emoverse_model, emoverse_processor, records):
+    batch = emoverse_processor.process_emt_records(records, training=True)
+    emoverse_model.train()
+    optimizer = torch.optim.AdamW([p for p in emoverse_model.parameters() if p.requires_grad], lr=1e-2)
+    vision_before = {k: v.clone() for k, v in emoverse_model.vision_tower.state_dict().items()}
+    first = emoverse_model(**batch).loss
+    first.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    emoverse_model.eval()
+    with torch.no_grad():
+        second = emoverse_model(**batch).loss
+    assert second < first.detach()
+    for key, value in emoverse_model.vision_tower.state_dict().items():
+        assert torch.equal(value, vision_before[key]), key
+
+
+def test_generate_with_images_matches_before_and_after_saving(
+    emoverse_model, emoverse_processor, records, tmp_path
+):
+    from modeling_emoverse import EmoVerseForConditionalGeneration
+
+    randomize_trained_parts(emoverse_model)
+    inputs = emoverse_processor.process_emt_records(records, training=False)
+    assert "labels" not in inputs and inputs["attention_mask"][:, -1].all()  # left padding for generation
+    generated = emoverse_model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    assert generated.shape[1] > inputs["input_ids"].shape[1]
+    for merged in (False, True):
+        folder = tmp_path / f"merged-{merged}"
+        emoverse_model.save_pretrained(folder, merged=merged)
+        reloaded = EmoVerseForConditionalGeneration.from_pretrained(folder)
+        assert reloaded.config.checkpoint_contents == ("merged" if merged else "trained")
+        assert torch.equal(reloaded.generate(**inputs, max_new_tokens=6, do_sample=False), generated)
+        trainable = {n for n, p in reloaded.named_parameters() if p.requires_grad}
+        assert not any(p.requires_grad for p in reloaded.vision_tower.parameters())
+        assert all("lora_" in n or n.startswith("multi_modal_projector.") for n in trainable)
+
+
+def test_trained_parts_checkpoint_holds_only_projector_and_lora(emoverse_model, tmp_path):
+    from safetensors.torch import load_file
+
+    emoverse_model.save_pretrained(tmp_path)
+    names = set(load_file(tmp_path / "model.safetensors"))
+    assert names and all("lora_" in n or n.startswith("multi_modal_projector.") for n in names)
+    config = EmoVerseConfig.from_pretrained(tmp_path)
+    assert config.vision_model_name_or_path and config.text_model_name_or_path
+    assert config.auto_map["AutoModelForImageTextToText"].endswith("EmoVerseForConditionalGeneration")
+
+
+def test_model_rejects_placeholder_and_image_count_mismatch(emoverse_model, emoverse_processor):
+    from PIL import Image
+
+    batch = emoverse_processor(text=["<image> hello"], images=[Image.new("RGB", (32, 32))])
+    with pytest.raises(
+        ValueError, match=r"2 image\(s\) x 4 visual tokens = 8 placeholders expected.*4 image tokens"
+    ):
+        emoverse_model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"].repeat(2, 1, 1, 1))
+
+
+def test_config_built_vision_tower_cannot_be_saved_as_trained_parts(emoverse_parts, tmp_path):
+    from modeling_emoverse import EmoVerseForConditionalGeneration
+
+    _, text_dir = emoverse_parts
+    model = EmoVerseForConditionalGeneration.from_parts(EmoVerseConfig().vision_config, text_dir)
+    with pytest.raises(ValueError, match="merged=True"):
+        model.save_pretrained(tmp_path)

@@ -1,0 +1,106 @@
+"""EmoVerse processor: image conversion, EMT records, and every bad input the issue lists."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_emoverse_common import emoverse_parts, emoverse_processor, solid_image_path  # noqa: F401
+
+from processing_emoverse import DEFAULT_SYSTEM_PROMPT, EmoVerseProcessor
+
+
+def test_default_system_prompt_is_the_papers():
+    assert DEFAULT_SYSTEM_PROMPT == "You are an sentiment and emotion analysis expert."
+
+
+def test_grayscale_rgba_palette_and_odd_sized_images_are_converted(emoverse_processor, tmp_path):
+    from PIL import Image
+
+    images = [
+        Image.new("L", (31, 17), 90),
+        Image.new("RGBA", (8, 200), (1, 2, 3, 4)),
+        Image.new("P", (33, 33)),
+    ]
+    path = tmp_path / "gray.png"
+    Image.new("L", (45, 13), 200).save(path)
+    batch = emoverse_processor(text=["<image>" * 4], images=[*images, str(path)])
+    assert batch["pixel_values"].shape == (4, 3, 32, 32)
+    # grayscale becomes three identical channels before normalisation with per-channel statistics
+    gray = batch["pixel_values"][0]
+    mean = torch.tensor(emoverse_processor.image_processor.image_mean).view(3, 1, 1)
+    std = torch.tensor(emoverse_processor.image_processor.image_std).view(3, 1, 1)
+    restored = gray * std + mean
+    torch.testing.assert_close(restored[0], restored[1], atol=1e-5, rtol=0)
+
+
+def test_emt_record_without_placeholder_gets_one_per_image_and_custom_system(emoverse_processor, tmp_path):
+    images = [solid_image_path(tmp_path, f"{i}.png", (i * 40, 0, 0)) for i in range(2)]
+    record = {"query": "Compare.", "response": "Same.", "images": images, "system": "Be brief."}
+    batch = emoverse_processor.process_emt_records([record])
+    assert (batch["input_ids"] == emoverse_processor.image_token_id).sum() == 2 * 4
+    assert batch["pixel_values"].shape[0] == 2
+    text = emoverse_processor.tokenizer.decode(batch["input_ids"][0])
+    assert "Be brief." in text and DEFAULT_SYSTEM_PROMPT not in text
+
+
+def test_generation_inputs_end_with_the_assistant_turn(emoverse_processor, tmp_path):
+    record = {"query": "How?", "images": [solid_image_path(tmp_path, "a.png", (1, 2, 3))]}
+    batch = emoverse_processor.process_emt_records([record], training=False)
+    text = emoverse_processor.tokenizer.decode(batch["input_ids"][0])
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_saved_processor_round_trips(emoverse_processor, tmp_path):
+    emoverse_processor.save_pretrained(tmp_path)
+    reloaded = EmoVerseProcessor.from_pretrained(tmp_path)
+    assert reloaded.image_token_id == emoverse_processor.image_token_id
+    assert (reloaded.image_seq_length, reloaded.system_prompt) == (4, DEFAULT_SYSTEM_PROMPT)
+    from PIL import Image
+
+    image = Image.new("RGB", (50, 20), (9, 99, 199))
+    first = emoverse_processor(text=["x <image>"], images=[image])
+    second = reloaded(text=["x <image>"], images=[image])
+    for key in first:
+        torch.testing.assert_close(first[key], second[key])
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_image_count_must_match_placeholders(emoverse_processor):
+    from PIL import Image
+
+    with pytest.raises(ValueError, match=r"got 1 image\(s\) but the text holds 2 '<image>' placeholder"):
+        emoverse_processor(text=["<image> and <image>"], images=[Image.new("RGB", (4, 4))])
+    record = {"query": "<image> <image>", "response": "x", "images": ["a.png"]}
+    with pytest.raises(ValueError, match=r"1 image\(s\) but its query holds 2"):
+        emoverse_processor.process_emt_records([record])
+
+
+def test_missing_and_corrupt_image_files_name_the_path(emoverse_processor, tmp_path):
+    missing = tmp_path / "nope.png"
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        emoverse_processor(text=["<image>"], images=[str(missing)])
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    with pytest.raises(ValueError, match=f"cannot read image file {corrupt}"):
+        emoverse_processor(text=["<image>"], images=[str(corrupt)])
+
+
+def test_prompt_pushed_past_max_length_by_placeholders(emoverse_parts):
+    vision_dir, text_dir = emoverse_parts
+    processor = EmoVerseProcessor.from_parts(vision_dir, text_dir, image_seq_length=20, max_length=64)
+    from PIL import Image
+
+    text = "<image>" * 3 + " hello"  # 60 visual tokens + text > 64
+    with pytest.raises(
+        ValueError, match=r"sample 0 is \d+ tokens long after expanding 3 image\(s\) to 20 tokens"
+    ):
+        processor(text=[text], images=[Image.new("RGB", (8, 8))] * 3)
+
+
+def test_emt_record_without_query(emoverse_processor):
+    with pytest.raises(ValueError, match=r"EMT record 1 has no 'query'.*got keys \['images', 'response'\]"):
+        emoverse_processor.process_emt_records(
+            [{"query": "ok", "response": "y"}, {"response": "x", "images": []}]
+        )
+    with pytest.raises(ValueError, match="has no 'response'"):
+        emoverse_processor.process_emt_records([{"query": "ok"}], training=True)
