@@ -18,7 +18,7 @@ VIT_IMAGE_SIZE = 32
 
 
 def save_tiny_vit(folder: Path, seed: int = 0) -> Path:
-    """A 2-block ViT-Tiny on 32 x 32 images with seeded random weights, saved with its timm preprocessing config."""
+    """A 2-block ViT-Tiny on 32 x 32 images with seeded random weights and its timm preprocessing config."""
     timm_model = timm.create_model(VIT_ARCHITECTURE, pretrained=False, img_size=VIT_IMAGE_SIZE, depth=2)
     config = TimmWrapperConfig(
         architecture=VIT_ARCHITECTURE,

@@ -1,19 +1,15 @@
-"""EmoVerse model: config, placeholder expansion, visual-token placement, loss masking, LoRA, training, generation."""
+"""EmoVerse model: config, placeholder expansion, visual tokens, loss masking, LoRA, training, generation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from test_emoverse_common import (  # noqa: F401  (fixtures)
-    emoverse_model,
-    emoverse_parts,
-    emoverse_processor,
-    randomize_trained_parts,
-    solid_image_path,
-)
+from test_emoverse_common import randomize_trained_parts, solid_image_path
 
 from configuration_emoverse import EmoVerseConfig
 from processing_emoverse import IGNORE_INDEX
+
+pytest_plugins = ["test_emoverse_common"]  # the shared EmoVerse fixtures
 
 RECORDS = [
     {"query": "The person says: 'I love it' Please determine the sentiment.", "response": "Positive."},

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_emoverse_common import emoverse_parts, emoverse_processor, solid_image_path  # noqa: F401
+from test_emoverse_common import solid_image_path
 
 from processing_emoverse import DEFAULT_SYSTEM_PROMPT, EmoVerseProcessor
+
+pytest_plugins = ["test_emoverse_common"]  # the shared EmoVerse fixtures
 
 
 def test_default_system_prompt_is_the_papers():
@@ -77,7 +79,7 @@ def test_image_count_must_match_placeholders(emoverse_processor):
 
 def test_missing_and_corrupt_image_files_name_the_path(emoverse_processor, tmp_path):
     missing = tmp_path / "nope.png"
-    with pytest.raises(FileNotFoundError, match="nope.png"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.png"):
         emoverse_processor(text=["<image>"], images=[str(missing)])
     corrupt = tmp_path / "broken.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
