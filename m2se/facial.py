@@ -31,6 +31,7 @@ import pandas as pd
 DEFAULT_INTENSITY_THRESHOLD = 0.8
 _TABLE_PATH = Path(__file__).parent / "resources" / "facial_action_units.json"
 _INTENSITY_COLUMN = re.compile(r"^AU\d+_r$")
+_AU_COLUMN = re.compile(r"^AU\d+_[rc]$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ def read_openface_csv(csv_path: str | os.PathLike) -> pd.DataFrame:
         expected = "frame, success, confidence and at least one AU*_r column"
         received = ", ".join(frame.columns[:12]) + (" ..." if len(frame.columns) > 12 else "")
         raise ValueError(f"{path} is not an OpenFace 2.x CSV: expected {expected}; got columns {received}")
+    # Keep only what the peak and caption need; the copy also consolidates the ~400-column frame.
+    keep = [
+        column
+        for column in frame.columns
+        if column in ("frame", "face_id", "success", "confidence") or _AU_COLUMN.match(column)
+    ]
+    frame = frame.loc[:, keep].copy()
     if "face_id" not in frame.columns:
         frame["face_id"] = 0
     return frame
@@ -102,14 +110,28 @@ def peak_frame(csv_path: str | os.PathLike, *, min_confidence: float = 0.0) -> t
     return int(peak["frame"]), int(peak["face_id"]), float(peak["score"])
 
 
-def fer_caption(
+@dataclass(frozen=True)
+class PeakExpression:
+    """The peak frame of the most expressive face and the emotion's AUs active there (text names)."""
+
+    frame: int
+    face_id: int
+    score: float
+    active_aus: tuple[str, ...]
+
+    @property
+    def caption(self) -> str:
+        return "; ".join(self.active_aus)
+
+
+def peak_expression(
     csv_path: str | os.PathLike,
     emotion: str,
     *,
     intensity_threshold: float = DEFAULT_INTENSITY_THRESHOLD,
     min_confidence: float = 0.0,
-) -> str:
-    """Names of the emotion's AUs active at the peak frame, joined by ``"; "`` (see the module doc)."""
+) -> PeakExpression:
+    """Peak frame and active AU names of ``emotion`` in one pass (see the module docstring)."""
     table = action_unit_table()
     emotion_aus = table.emotion_aus[table.resolve_emotion(emotion)]
     peak = _peak_row(read_openface_csv(csv_path), Path(csv_path), min_confidence)
@@ -119,4 +141,17 @@ def fer_caption(
         intense = f"{au}_r" in peak.index and peak[f"{au}_r"] > intensity_threshold
         if present or intense:
             active.append(table.au_names[au])
-    return "; ".join(active)
+    return PeakExpression(int(peak["frame"]), int(peak["face_id"]), float(peak["score"]), tuple(active))
+
+
+def fer_caption(
+    csv_path: str | os.PathLike,
+    emotion: str,
+    *,
+    intensity_threshold: float = DEFAULT_INTENSITY_THRESHOLD,
+    min_confidence: float = 0.0,
+) -> str:
+    """Names of the emotion's AUs active at the peak frame, joined by ``"; "`` (see the module doc)."""
+    return peak_expression(
+        csv_path, emotion, intensity_threshold=intensity_threshold, min_confidence=min_confidence
+    ).caption

@@ -10,8 +10,8 @@ import sys
 import datasets
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
+
 from m2se.data import ERC_LABEL_NAMES, load_erc_pickle, load_mmsa_pickle
 from m2se.data.__main__ import main as data_cli
 
@@ -27,8 +27,10 @@ def _mmsa_split(count: int, offset: int) -> dict:
     audio[np.arange(6)[None, :] >= audio_lengths[:, None]] = 0.0  # MMSA pads at the end
     return {
         "raw_text": np.array([f"utterance {offset + i}" for i in range(count)], dtype=object),
-        "audio": audio, "vision": vision,
-        "audio_lengths": audio_lengths, "vision_lengths": vision_lengths,
+        "audio": audio,
+        "vision": vision,
+        "audio_lengths": audio_lengths,
+        "vision_lengths": vision_lengths,
         "regression_labels": np.array([-1.4, 0.0, 2.6][:count], dtype=np.float32),
         "id": np.array([f"video{offset}_{i}" for i in range(count)], dtype=object),
         "classification_labels": np.zeros(count),
@@ -49,8 +51,18 @@ def _erc_records(labels):
     for i, label in enumerate(labels):
         audio = rng.standard_normal((5, 4)).astype(np.float32)
         audio[0, 0] = -np.inf
-        records.append({"features": {"text": f"line {i}", "audio": audio, "video": rng.standard_normal((3, 2)),
-                                     "audio_len": 5 - i % 3, "video_len": 3}, "label": label})
+        records.append(
+            {
+                "features": {
+                    "text": f"line {i}",
+                    "audio": audio,
+                    "video": rng.standard_normal((3, 2)),
+                    "audio_len": 5 - i % 3,
+                    "video_len": 3,
+                },
+                "label": label,
+            }
+        )
     return records
 
 
@@ -63,7 +75,7 @@ def meld_pickle(tmp_path):
 
 def test_mmsa_requires_allow_pickle(mmsa_pickle):
     path, _ = mmsa_pickle
-    with pytest.raises(ValueError, match="execute arbitrary code.*allow_pickle=True"):
+    with pytest.raises(ValueError, match=r"execute arbitrary code.*allow_pickle=True"):
         load_mmsa_pickle(path)
 
 
@@ -91,7 +103,10 @@ def test_mmsa_schema_lengths_and_non_finite(mmsa_pickle, caplog):
     [
         (lambda d: d["train"].pop("vision_lengths"), "lacks keys \\['vision_lengths'\\]"),
         (lambda d: d["train"].__setitem__("audio_lengths", np.array([3, 9, 0])), "audio_lengths\\[1\\] is 9"),
-        (lambda d: d["train"].__setitem__("regression_labels", np.zeros(2)), "regression_labels has 2 entries"),
+        (
+            lambda d: d["train"].__setitem__("regression_labels", np.zeros(2)),
+            "regression_labels has 2 entries",
+        ),
         (lambda d: d["train"].__setitem__("audio", np.zeros((3, 6))), "must be \\(N, T, D\\) arrays"),
     ],
 )
@@ -109,7 +124,7 @@ def test_mmsa_not_a_dict_and_missing_file(tmp_path):
     path.write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(ValueError, match="expected a dict with keys train/valid/test, got list"):
         load_mmsa_pickle(path, allow_pickle=True)
-    with pytest.raises(FileNotFoundError, match="nothing.pkl"):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.pkl"):
         load_mmsa_pickle(tmp_path / "nothing.pkl", allow_pickle=True)
 
 
@@ -164,8 +179,9 @@ def test_convert_cli_mmsa_roundtrip_without_pickle(mmsa_pickle, tmp_path, capsys
     reloaded = datasets.load_from_disk(str(out))
     direct = load_mmsa_pickle(path, allow_pickle=True, source="mosei")
     assert reloaded["validation"]["id"] == direct["validation"]["id"]
-    np.testing.assert_array_equal(reloaded["train"].with_format("numpy")[1]["audio"],
-                                  direct["train"].with_format("numpy")[1]["audio"])
+    np.testing.assert_array_equal(
+        reloaded["train"].with_format("numpy")[1]["audio"], direct["train"].with_format("numpy")[1]["audio"]
+    )
     assert not list(out.rglob("*.pkl"))
 
 
@@ -177,16 +193,32 @@ def test_convert_cli_erc_dataset_from_name(meld_pickle, tmp_path):
     unnamed.write_bytes(meld_pickle.read_bytes())
     with pytest.raises(SystemExit):
         data_cli(["convert", "--allow-pickle", str(unnamed), "--out", str(tmp_path / "x")])
-    assert data_cli(["convert", "--allow-pickle", str(unnamed), "--out", str(tmp_path / "y"),
-                     "--dataset", "meld"]) == 0
+    assert (
+        data_cli(
+            ["convert", "--allow-pickle", str(unnamed), "--out", str(tmp_path / "y"), "--dataset", "meld"]
+        )
+        == 0
+    )
 
 
 @pytest.mark.slow
 def test_convert_cli_subprocess_logs_non_finite(mmsa_pickle, tmp_path):
     path, _ = mmsa_pickle
     result = subprocess.run(
-        [sys.executable, "-m", "m2se.data", "convert", "--allow-pickle", str(path), "--out", str(tmp_path / "o")],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "m2se.data",
+            "convert",
+            "--allow-pickle",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "replaced 6 non-finite feature values by 0" in result.stdout + result.stderr

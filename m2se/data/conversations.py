@@ -28,7 +28,11 @@ import pandas as pd
 MELD_EMOTIONS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
 MELD_SENTIMENTS = ("negative", "neutral", "positive")
 MELD_COLUMNS = ("Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
-MELD_SPLIT_FILES = {"train": "train_sent_emo.csv", "validation": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
+MELD_SPLIT_FILES = {
+    "train": "train_sent_emo.csv",
+    "validation": "dev_sent_emo.csv",
+    "test": "test_sent_emo.csv",
+}
 
 MELD_FEATURES = datasets.Features(
     {
@@ -93,8 +97,10 @@ def load_meld_csv(path: str | os.PathLike) -> datasets.Dataset:
     for column in ("Dialogue_ID", "Utterance_ID"):
         bad = table[~table[column].str.strip().str.fullmatch(r"\d+")]
         if len(bad):
-            raise ValueError(f"{path}: {column} must be a non-negative integer, got {bad[column].iloc[0]!r} "
-                             f"(Sr No. {bad['Sr No.'].iloc[0]})")
+            raise ValueError(
+                f"{path}: {column} must be a non-negative integer, got {bad[column].iloc[0]!r} "
+                f"(Sr No. {bad['Sr No.'].iloc[0]})"
+            )
 
     def optional_int(column: str) -> list[int | None]:
         if column not in table.columns:
@@ -114,7 +120,9 @@ def load_meld_csv(path: str | os.PathLike) -> datasets.Dataset:
             "utterance_id": utterances.tolist(),
             "season": optional_int("Season"),
             "episode": optional_int("Episode"),
-            "start_time": table["StartTime"].tolist() if "StartTime" in table.columns else [None] * len(table),
+            "start_time": table["StartTime"].tolist()
+            if "StartTime" in table.columns
+            else [None] * len(table),
             "end_time": table["EndTime"].tolist() if "EndTime" in table.columns else [None] * len(table),
         },
         features=MELD_FEATURES,
@@ -124,9 +132,13 @@ def load_meld_csv(path: str | os.PathLike) -> datasets.Dataset:
 def load_meld(data_dir: str | os.PathLike) -> datasets.DatasetDict:
     """The MELD splits found in ``data_dir`` (``train`` / ``validation`` = dev / ``test``)."""
     data_dir = Path(data_dir)
-    found = {split: data_dir / name for split, name in MELD_SPLIT_FILES.items() if (data_dir / name).is_file()}
+    found = {
+        split: data_dir / name for split, name in MELD_SPLIT_FILES.items() if (data_dir / name).is_file()
+    }
     if not found:
-        raise FileNotFoundError(f"no MELD CSV in {data_dir}: expected any of {list(MELD_SPLIT_FILES.values())}")
+        raise FileNotFoundError(
+            f"no MELD CSV in {data_dir}: expected any of {list(MELD_SPLIT_FILES.values())}"
+        )
     return datasets.DatasetDict({split: load_meld_csv(path) for split, path in found.items()})
 
 
@@ -136,10 +148,10 @@ _CAUSE_KEY = re.compile(r"^(\d+)(?:_(.*))?$", re.DOTALL)
 
 def _ecf2_pair(pair: Any, where: str) -> dict[str, Any]:
     if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)):
-        raise ValueError(f"{where}: expected a pair [\"3_surprise\", \"1\" or \"1_<span>\"], got {pair!r}")
+        raise ValueError(f'{where}: expected a pair ["3_surprise", "1" or "1_<span>"], got {pair!r}')
     emotion_key, cause_key = _EMOTION_KEY.match(pair[0]), _CAUSE_KEY.match(pair[1])
     if emotion_key is None or cause_key is None:
-        raise ValueError(f"{where}: expected a pair [\"3_surprise\", \"1\" or \"1_<span>\"], got {pair!r}")
+        raise ValueError(f'{where}: expected a pair ["3_surprise", "1" or "1_<span>"], got {pair!r}')
     return {
         "emotion_utterance_id": int(emotion_key.group(1)),
         "emotion": emotion_key.group(2),
@@ -168,14 +180,24 @@ def load_ecf2(path: str | os.PathLike) -> datasets.Dataset:
             missing = {"utterance_ID", "text", "speaker", "emotion"} - set(utterance)
             if missing:
                 raise ValueError(f"{where}: utterance lacks {sorted(missing)}: {utterance!r:.200}")
-            utterances.append({
-                "utterance_id": int(utterance["utterance_ID"]), "speaker": utterance["speaker"],
-                "emotion": utterance["emotion"], "text": utterance["text"],
-                "video_name": utterance.get("video_name"), "clip": None,
-            })
+            utterances.append(
+                {
+                    "utterance_id": int(utterance["utterance_ID"]),
+                    "speaker": utterance["speaker"],
+                    "emotion": utterance["emotion"],
+                    "text": utterance["text"],
+                    "video_name": utterance.get("video_name"),
+                    "clip": None,
+                }
+            )
         pairs = [_ecf2_pair(pair, where) for pair in conversation.get("emotion-cause_pairs", [])]
-        rows.append({"conversation_id": int(conversation["conversation_ID"]), "utterances": utterances,
-                     "pairs": pairs})
+        rows.append(
+            {
+                "conversation_id": int(conversation["conversation_ID"]),
+                "utterances": utterances,
+                "pairs": pairs,
+            }
+        )
     return datasets.Dataset.from_list(rows, features=CONVERSATION_FEATURES)
 
 
@@ -194,12 +216,15 @@ def load_ecf1(path: str | os.PathLike) -> datasets.Dataset:
             continue
         header = lines[index].split()
         if len(header) != 2 or not all(part.isdigit() for part in header):
-            raise ValueError(f"{path}:{index + 1}: expected a conversation header 'conv_id n_utts', "
-                             f"got {lines[index]!r}")
+            raise ValueError(
+                f"{path}:{index + 1}: expected a conversation header 'conv_id n_utts', got {lines[index]!r}"
+            )
         conversation_id, count = int(header[0]), int(header[1])
         if index + 2 + count > len(lines):
-            raise ValueError(f"{path}:{index + 1}: conversation {conversation_id} announces {count} utterances "
-                             f"but the file ends after {len(lines) - index - 2}")
+            raise ValueError(
+                f"{path}:{index + 1}: conversation {conversation_id} announces {count} utterances "
+                f"but the file ends after {len(lines) - index - 2}"
+            )
         pair_line = lines[index + 1].strip()
         pair_ids = [(int(a), int(b)) for a, b in _ECF1_PAIR.findall(pair_line)]
         if _ECF1_PAIR.sub("", pair_line).replace(",", "").strip():
@@ -209,19 +234,31 @@ def load_ecf1(path: str | os.PathLike) -> datasets.Dataset:
             number = index + 3 + offset
             fields = lines[number - 1].split(" | ")
             if len(fields) < 5 or not fields[0].strip().isdigit():
-                raise ValueError(f"{path}:{number}: expected 'idx | speaker | emotion | text | clip', "
-                                 f"got {lines[number - 1]!r}")
-            utterances.append({
-                "utterance_id": int(fields[0]), "speaker": fields[1].strip(), "emotion": fields[2].strip(),
-                "text": " | ".join(fields[3:-1]).strip(), "video_name": None, "clip": fields[-1].strip(),
-            })
+                raise ValueError(
+                    f"{path}:{number}: expected 'idx | speaker | emotion | text | clip', "
+                    f"got {lines[number - 1]!r}"
+                )
+            utterances.append(
+                {
+                    "utterance_id": int(fields[0]),
+                    "speaker": fields[1].strip(),
+                    "emotion": fields[2].strip(),
+                    "text": " | ".join(fields[3:-1]).strip(),
+                    "video_name": None,
+                    "clip": fields[-1].strip(),
+                }
+            )
         emotions = {utterance["utterance_id"]: utterance["emotion"] for utterance in utterances}
         unknown = [pair for pair in pair_ids if pair[0] not in emotions or pair[1] not in emotions]
         if unknown:
-            raise ValueError(f"{path}:{index + 2}: pairs {unknown} name utterances outside conversation "
-                             f"{conversation_id} (1-{count})")
-        pairs = [{"emotion_utterance_id": e, "emotion": emotions[e], "cause_utterance_id": c, "cause_span": None}
-                 for e, c in pair_ids]
+            raise ValueError(
+                f"{path}:{index + 2}: pairs {unknown} name utterances outside conversation "
+                f"{conversation_id} (1-{count})"
+            )
+        pairs = [
+            {"emotion_utterance_id": e, "emotion": emotions[e], "cause_utterance_id": c, "cause_span": None}
+            for e, c in pair_ids
+        ]
         rows.append({"conversation_id": conversation_id, "utterances": utterances, "pairs": pairs})
         index += 2 + count
     return datasets.Dataset.from_list(rows, features=CONVERSATION_FEATURES)

@@ -42,7 +42,15 @@ ERC_LABEL_NAMES: dict[str, tuple[str, ...]] = {
     "iemocap": ("happy", "sad", "neutral", "angry", "excited", "frustrated"),
 }
 MMSA_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
-MMSA_REQUIRED_KEYS = ("raw_text", "audio", "vision", "audio_lengths", "vision_lengths", "regression_labels", "id")
+MMSA_REQUIRED_KEYS = (
+    "raw_text",
+    "audio",
+    "vision",
+    "audio_lengths",
+    "vision_lengths",
+    "regression_labels",
+    "id",
+)
 
 
 def read_trusted_pickle(path: str | os.PathLike, *, allow_pickle: bool) -> Any:
@@ -50,9 +58,10 @@ def read_trusted_pickle(path: str | os.PathLike, *, allow_pickle: bool) -> Any:
     path = Path(path)
     if not allow_pickle:
         raise ValueError(
-            f"refusing to unpickle {path}: loading a pickle can execute arbitrary code. Pass allow_pickle=True "
-            f"(CLI: --allow-pickle) only for a file you trust, and convert it once with "
-            f"`python -m m2se.data convert --allow-pickle {path} --out <dir>` to load it without pickle afterwards"
+            f"refusing to unpickle {path}: loading a pickle can execute arbitrary code. "
+            f"Pass allow_pickle=True (CLI: --allow-pickle) only for a file you trust, and convert it once "
+            f"with "
+            f"`python -m m2se.data convert --allow-pickle {path} --out <dir>` to load it without pickle later"
         )
     if not path.is_file():
         raise FileNotFoundError(f"pickle file not found: {path}")
@@ -78,7 +87,10 @@ class _NonFiniteCounter:
         total = sum(self.counts.values())
         logger.info(
             "%s: replaced %d non-finite feature values by 0 (audio %d, video %d)",
-            source, total, self.counts["audio"], self.counts["video"],
+            source,
+            total,
+            self.counts["audio"],
+            self.counts["video"],
         )
 
 
@@ -89,7 +101,9 @@ def _valid_length(length: Any, padded: int, what: str) -> int:
     return length
 
 
-def _mmsa_split(split: Mapping[str, Any], source: str, name: str, counter: _NonFiniteCounter) -> datasets.Dataset:
+def _mmsa_split(
+    split: Mapping[str, Any], source: str, name: str, counter: _NonFiniteCounter
+) -> datasets.Dataset:
     missing = [key for key in MMSA_REQUIRED_KEYS if key not in split]
     if missing:
         raise ValueError(f"MMSA split {name!r} lacks keys {missing}; it has {sorted(split)}")
@@ -102,11 +116,15 @@ def _mmsa_split(split: Mapping[str, Any], source: str, name: str, counter: _NonF
     count = len(split["raw_text"])
     for key in MMSA_REQUIRED_KEYS:
         if len(split[key]) != count:
-            raise ValueError(f"MMSA split {name!r}: {key} has {len(split[key])} entries, raw_text has {count}")
+            raise ValueError(
+                f"MMSA split {name!r}: {key} has {len(split[key])} entries, raw_text has {count}"
+            )
     rows: dict[str, list] = {key: [] for key in multimodal_features(1, 1)}
     for i in range(count):
         audio_length = _valid_length(split["audio_lengths"][i], audio.shape[1], f"{name} audio_lengths[{i}]")
-        video_length = _valid_length(split["vision_lengths"][i], vision.shape[1], f"{name} vision_lengths[{i}]")
+        video_length = _valid_length(
+            split["vision_lengths"][i], vision.shape[1], f"{name} vision_lengths[{i}]"
+        )
         rows["id"].append(str(split["id"][i]))
         rows["source"].append(source)
         rows["text"].append(str(split["raw_text"][i]))
@@ -122,10 +140,14 @@ def mmsa_to_dataset_dict(data: Mapping[str, Any], *, source: str, origin: Path) 
     """An unpickled MMSA dict -> ``DatasetDict`` (train / validation / test) in the standard schema."""
     if not isinstance(data, Mapping) or not set(MMSA_SPLITS) & set(data):
         got = sorted(data) if isinstance(data, Mapping) else type(data).__name__
-        raise ValueError(f"{origin} is not an MMSA pickle: expected a dict with keys train/valid/test, got {got}")
+        raise ValueError(
+            f"{origin} is not an MMSA pickle: expected a dict with keys train/valid/test, got {got}"
+        )
     counter = _NonFiniteCounter()
     splits = {
-        MMSA_SPLITS[name]: _mmsa_split(data[name], source, name, counter) for name in MMSA_SPLITS if name in data
+        MMSA_SPLITS[name]: _mmsa_split(data[name], source, name, counter)
+        for name in MMSA_SPLITS
+        if name in data
     }
     counter.log(origin)
     return datasets.DatasetDict(splits)
@@ -150,7 +172,9 @@ def _label_index(label: Any, names: Sequence[str], where: str) -> int:
     lowered = [name.lower() for name in names]
     if text.lower() in lowered:
         return lowered.index(text.lower())
-    raise ValueError(f"{where}: unknown label {label!r}; expected one of {list(names)} or an index 0-{len(names) - 1}")
+    raise ValueError(
+        f"{where}: unknown label {label!r}; expected one of {list(names)} or an index 0-{len(names) - 1}"
+    )
 
 
 def erc_records_to_dataset(
@@ -159,7 +183,9 @@ def erc_records_to_dataset(
     """Unpickled MSE-Adapter ERC records -> a classification ``Dataset`` in the standard schema."""
     if not isinstance(records, Sequence) or not records:
         got = type(records).__name__ if not isinstance(records, Sequence) else "an empty list"
-        raise ValueError(f"{origin} is not an MSE-Adapter ERC pickle: expected a non-empty list of records, got {got}")
+        raise ValueError(
+            f"{origin} is not an MSE-Adapter ERC pickle: expected a non-empty list of records, got {got}"
+        )
     counter = _NonFiniteCounter()
     rows: dict[str, list] = {key: [] for key in multimodal_features(1, 1)}
     dims: set[tuple[int, int]] = set()
@@ -167,14 +193,18 @@ def erc_records_to_dataset(
         where = f"{origin} record {i}"
         features = record.get("features") if isinstance(record, Mapping) else None
         if not isinstance(features, Mapping) or "label" not in record:
-            raise ValueError(f"{where}: expected {{'features': {{text, audio, video, audio_len, video_len}}, "
-                             f"'label': str}}, got {record!r:.200}")
+            raise ValueError(
+                f"{where}: expected {{'features': {{text, audio, video, audio_len, video_len}}, "
+                f"'label': str}}, got {record!r:.200}"
+            )
         missing = [key for key in ("text", "audio", "video", "audio_len", "video_len") if key not in features]
         if missing:
             raise ValueError(f"{where}: features lack {missing}; they have {sorted(features)}")
         audio, video = np.asarray(features["audio"]), np.asarray(features["video"])
         if audio.ndim != 2 or video.ndim != 2:
-            raise ValueError(f"{where}: audio and video must be (T, D) arrays, got {audio.shape} and {video.shape}")
+            raise ValueError(
+                f"{where}: audio and video must be (T, D) arrays, got {audio.shape} and {video.shape}"
+            )
         dims.add((audio.shape[1], video.shape[1]))
         audio_length = _valid_length(features["audio_len"], audio.shape[0], f"{where} audio_len")
         video_length = _valid_length(features["video_len"], video.shape[0], f"{where} video_len")
@@ -187,7 +217,9 @@ def erc_records_to_dataset(
         rows["video_length"].append(video_length)
         rows["label"].append(_label_index(record["label"], label_names, where))
     if len(dims) != 1:
-        raise ValueError(f"{origin}: records have different (audio, video) feature dimensions: {sorted(dims)}")
+        raise ValueError(
+            f"{origin}: records have different (audio, video) feature dimensions: {sorted(dims)}"
+        )
     counter.log(origin)
     ((audio_dim, video_dim),) = dims
     return datasets.Dataset.from_dict(rows, features=multimodal_features(audio_dim, video_dim, label_names))
@@ -208,8 +240,10 @@ def load_erc_pickle(
     key = dataset.lower()
     if label_names is None:
         if key not in ERC_LABEL_NAMES:
-            raise ValueError(f"unknown ERC dataset {dataset!r}; expected one of {sorted(ERC_LABEL_NAMES)} "
-                             "or pass label_names")
+            raise ValueError(
+                f"unknown ERC dataset {dataset!r}; expected one of {sorted(ERC_LABEL_NAMES)} "
+                "or pass label_names"
+            )
         label_names = ERC_LABEL_NAMES[key]
     path = Path(path)
     records = read_trusted_pickle(path, allow_pickle=allow_pickle)

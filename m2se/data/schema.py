@@ -47,5 +47,7 @@ EMT_FEATURES = datasets.Features(
 
 
 def emt_dataset(rows: Sequence[Mapping[str, Any]]) -> datasets.Dataset:
-    """EMT rows (dicts with every ``EMT_FEATURES`` key) -> ``Dataset``; an empty list gives an empty dataset."""
-    return datasets.Dataset.from_dict({key: [row[key] for row in rows] for key in EMT_FEATURES}, features=EMT_FEATURES)
+    """EMT rows (dicts with every ``EMT_FEATURES`` key) -> ``Dataset`` (an empty list gives an empty one)."""
+    return datasets.Dataset.from_dict(
+        {key: [row[key] for row in rows] for key in EMT_FEATURES}, features=EMT_FEATURES
+    )

@@ -76,8 +76,12 @@ def make_multimodal_dataset(
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    for name, value in (("audio_dim", audio_dim), ("video_dim", video_dim),
-                        ("max_audio_len", max_audio_len), ("max_video_len", max_video_len)):
+    for name, value in (
+        ("audio_dim", audio_dim),
+        ("video_dim", video_dim),
+        ("max_audio_len", max_audio_len),
+        ("max_video_len", max_video_len),
+    ):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if task == "regression":
@@ -141,21 +145,27 @@ def make_multimodal_dataset(
 
 # One base colour per emotion (RGB); sentiment: warm = Positive, cool = Negative.
 _EMOTION_COLOURS = {
-    "anger": (200, 30, 30), "sadness": (40, 60, 160), "surprise": (230, 200, 40), "disgust": (90, 140, 40),
-    "joy": (240, 130, 30), "neutral": (128, 128, 128), "fear": (120, 40, 150),
+    "anger": (200, 30, 30),
+    "sadness": (40, 60, 160),
+    "surprise": (230, 200, 40),
+    "disgust": (90, 140, 40),
+    "joy": (240, 130, 30),
+    "neutral": (128, 128, 128),
+    "fear": (120, 40, 150),
 }
 _SENTIMENT_COLOURS = {"Positive.": (230, 120, 40), "Negative.": (40, 90, 200)}
 _FER_EMOTIONS = ("joy", "sadness", "surprise", "fear", "anger", "disgust")
 
 
-def _stripes_image(size: int, colour: tuple[int, int, int], stripes: Sequence[int], slots: int,
-                   rng: np.random.Generator) -> Image.Image:
+def _stripes_image(
+    size: int, colour: tuple[int, int, int], stripes: Sequence[int], slots: int, rng: np.random.Generator
+) -> Image.Image:
     """A ``colour`` square (slightly noisy) with a white vertical stripe in each of the ``stripes`` slots."""
     jitter = rng.integers(-12, 13, size=(size, size, 3))
     pixels = np.clip(np.array(colour)[None, None, :] + jitter, 0, 255).astype(np.uint8)
     for slot in stripes:
         left = slot * size // slots
-        pixels[size // 2:, left:max(left + 1, (slot + 1) * size // slots - 1)] = 255
+        pixels[size // 2 :, left : max(left + 1, (slot + 1) * size // slots - 1)] = 255
     return Image.fromarray(pixels, mode="RGB")
 
 
@@ -189,8 +199,15 @@ def make_emt_dataset(
     def add(task: str, index: int, query: str, response: str, image: Image.Image) -> None:
         path = out / f"{task}_{index:05d}.png"
         image.save(path)
-        records.append({"id": f"synthetic-{task}-{index}", "task": task, "query": query,
-                        "response": response, "images": [str(path)]})
+        records.append(
+            {
+                "id": f"synthetic-{task}-{index}",
+                "task": task,
+                "query": query,
+                "response": response,
+                "images": [str(path)],
+            }
+        )
 
     for i in range(num_per_task):
         answer = ("Positive.", "Negative.")[int(rng.integers(2))]
@@ -203,10 +220,13 @@ def make_emt_dataset(
     for i in range(num_per_task):
         emotion = _FER_EMOTIONS[int(rng.integers(len(_FER_EMOTIONS)))]
         aus = table.emotion_aus[emotion]
-        active = sorted(rng.choice(aus, size=int(rng.integers(1, len(aus) + 1)), replace=False),
-                        key=lambda code: int(code[2:]))
-        image = _stripes_image(image_size, _EMOTION_COLOURS[emotion], [au_slots[au] for au in active],
-                               len(au_slots), rng)
+        active = sorted(
+            rng.choice(aus, size=int(rng.integers(1, len(aus) + 1)), replace=False),
+            key=lambda code: int(code[2:]),
+        )
+        image = _stripes_image(
+            image_size, _EMOTION_COLOURS[emotion], [au_slots[au] for au in active], len(au_slots), rng
+        )
         add("fer", i, templates.FER_QUERY, "; ".join(table.au_names[au] for au in active), image)
     for i in range(num_per_task):
         emotion = templates.ER_EMOTIONS[int(rng.integers(len(templates.ER_EMOTIONS)))]
@@ -222,10 +242,16 @@ def make_emt_dataset(
         texts = neutral_sentences(rng, turns)
         lines = [templates.ecpe_line(k + 1, emotions[k], "AB"[k % 2], texts[k]) for k in range(turns)]
         causes = sorted({int(c) + 1 for c in rng.integers(0, target + 1, size=int(rng.integers(1, 3)))})
-        image = _stripes_image(image_size, _EMOTION_COLOURS[emotions[target]], [c - 1 for c in causes],
-                               max_turns, rng)
-        add("ecpe", i, templates.ecpe_query(lines, target),
-            templates.ecpe_response(target + 1, emotions[target], causes), image)
+        image = _stripes_image(
+            image_size, _EMOTION_COLOURS[emotions[target]], [c - 1 for c in causes], max_turns, rng
+        )
+        add(
+            "ecpe",
+            i,
+            templates.ecpe_query(lines, target),
+            templates.ecpe_response(target + 1, emotions[target], causes),
+            image,
+        )
 
     with open(out / "emt.jsonl", "w", encoding="utf-8") as handle:
         for record in records:

@@ -1,0 +1,231 @@
+"""M2SE stage mixtures: per-task sampling rates, an optional sample budget and "remaining samples".
+
+How a stage is drawn (``mix_stage``), in this order:
+
+1. **Remaining samples.** Every record whose ``id`` is in ``exclude_ids`` is removed from its pool. Stage 2
+   passes the ids of the stage-1 mixture, so it draws only from samples stage 1 did not use.
+2. **Rates.** ``rates[task]`` in [0, 1] is the fraction of the task's remaining pool to draw:
+   ``n_task = round(rate * remaining)``. Rate 1.0 takes every remaining sample, 0 none. Every pool needs a
+   rate and every rate a pool.
+3. **Budget.** With ``budget=None`` the counts of step 2 stand. When they add up to more than ``budget``,
+   all counts are scaled by the same factor (largest remainders get the leftover samples, ties in rate
+   order), which keeps the mixture's composition and gives exactly ``budget`` samples. When they add up to
+   less, every sample of step 2 is used and a warning says the budget was not reached.
+4. **Draw.** Each task draws its samples without replacement from its own generator, seeded by
+   ``(seed, task name)``: changing one task's pool never changes another task's draw. The mixture is then
+   shuffled with ``seed``.
+
+A stage file (YAML) is data, e.g. ``m2se/resources/stage1.yaml``::
+
+    name: stage1
+    budget: 15000              # or null: no cap
+    seed: 42
+    rates: {msa: 1.0, fer: 1.0, er: 0.2}
+    data:                      # task -> EMT files (JSON/JSONL); relative paths are from the working directory
+      msa: [emt/mosei_msa_train.jsonl]
+    exclude: []                # EMT files (e.g. the stage-1 mixture) whose ids are not drawn again
+
+A data file may hold several tasks: each pool keeps the records of its own task (records without a
+``task`` field count as that task).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import yaml
+
+from m2se.data.emt import load_emt
+from m2se.emt.templates import TASKS
+
+logger = logging.getLogger(__name__)
+
+_STAGE_KEYS = {"name", "description", "seed", "budget", "rates", "data", "exclude"}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage: ``rates`` per task, optional ``budget``, ``data`` files per task, ``exclude`` files."""
+
+    name: str
+    rates: dict[str, float]
+    budget: int | None = None
+    seed: int = 0
+    data: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    description: str = ""
+
+    def with_overrides(
+        self,
+        *,
+        data: Mapping[str, Iterable[str]] | None = None,
+        exclude: Iterable[str] | None = None,
+        budget: int | None = None,
+        seed: int | None = None,
+    ) -> StageSpec:
+        """A copy with some tasks' files, the exclude files, the budget or the seed replaced."""
+        merged = dict(self.data)
+        for task, paths in (data or {}).items():
+            merged[task] = tuple(paths)
+        spec = replace(
+            self,
+            data=merged,
+            exclude=tuple(exclude) if exclude is not None else self.exclude,
+            budget=budget if budget is not None else self.budget,
+            seed=seed if seed is not None else self.seed,
+        )
+        _validate_spec(spec, f"stage {self.name!r}")
+        return spec
+
+
+def _validate_rates(rates: Any, where: str) -> dict[str, float]:
+    if not isinstance(rates, Mapping) or not rates:
+        raise ValueError(f"{where}: 'rates' must be a non-empty mapping task -> rate, got {rates!r}")
+    checked = {}
+    for task, rate in rates.items():
+        if task not in TASKS:
+            raise ValueError(f"{where}: unknown task {task!r} in rates; expected one of {list(TASKS)}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{where}: rate of {task!r} must be a number in [0, 1], got {rate!r}")
+        checked[task] = float(rate)
+    return checked
+
+
+def _validate_budget(budget: Any, where: str) -> int | None:
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise ValueError(f"{where}: budget must be a positive int or null, got {budget!r}")
+    return budget
+
+
+def _validate_spec(spec: StageSpec, where: str) -> None:
+    _validate_rates(spec.rates, where)
+    _validate_budget(spec.budget, where)
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int):
+        raise ValueError(f"{where}: seed must be an int, got {spec.seed!r}")
+    extra = sorted(set(spec.data) - set(spec.rates))
+    if extra:
+        raise ValueError(
+            f"{where}: data given for tasks {extra} that have no rate; rates: {sorted(spec.rates)}"
+        )
+
+
+def _path_list(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ValueError(f"{where}: expected a path or a list of paths, got {value!r}")
+
+
+def load_stage(path: str | os.PathLike) -> StageSpec:
+    """Read and validate a stage YAML file (format in the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"stage file not found: {path}")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a stage file must be a YAML mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - _STAGE_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; expected a subset of {sorted(_STAGE_KEYS)}")
+    if "rates" not in raw:
+        raise ValueError(f"{path}: a stage needs 'rates' (task -> fraction of its pool)")
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: 'data' must map task -> EMT file(s), got {data!r}")
+    spec = StageSpec(
+        name=str(raw.get("name", path.stem)),
+        rates=_validate_rates(raw["rates"], str(path)),
+        budget=raw.get("budget"),
+        seed=raw.get("seed", 0),
+        data={task: _path_list(paths, f"{path} data.{task}") for task, paths in data.items()},
+        exclude=_path_list(raw.get("exclude") or [], f"{path} exclude"),
+        description=str(raw.get("description", "")),
+    )
+    _validate_spec(spec, str(path))
+    return spec
+
+
+def _task_generator(seed: int, task: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(task.encode("utf-8"))])
+
+
+def _fit_budget(requested: dict[str, int], budget: int) -> dict[str, int]:
+    total = sum(requested.values())
+    if total <= budget:
+        return requested
+    quotas = {task: count * budget / total for task, count in requested.items()}
+    counts = {task: math.floor(quota) for task, quota in quotas.items()}
+    order = sorted(quotas, key=lambda task: -(quotas[task] - counts[task]))
+    for task in order[: budget - sum(counts.values())]:
+        counts[task] += 1
+    return counts
+
+
+def mix_stage(
+    pools: Mapping[str, datasets.Dataset],
+    rates: Mapping[str, float],
+    budget: int | None,
+    seed: int,
+    exclude_ids: Iterable[str] | None = None,
+) -> tuple[datasets.Dataset, dict[str, int]]:
+    """Draw a stage mixture (rules in the module docstring); returns it with a ``task`` column and the
+    realised count per task."""
+    rates = _validate_rates(rates, "mix_stage")
+    budget = _validate_budget(budget, "mix_stage")
+    if set(pools) != set(rates):
+        raise ValueError(
+            f"mix_stage: pools {sorted(pools)} and rates {sorted(rates)} must name the same tasks"
+        )
+    for task, pool in pools.items():
+        if "id" not in pool.column_names:
+            raise ValueError(f"mix_stage: the {task!r} pool needs an 'id' column; it has {pool.column_names}")
+    excluded = set(exclude_ids or ())
+    remaining = {
+        task: [index for index, sample_id in enumerate(pools[task]["id"]) if sample_id not in excluded]
+        for task in rates
+    }
+    requested = {task: math.floor(rates[task] * len(remaining[task]) + 0.5) for task in rates}
+    counts = requested if budget is None else _fit_budget(requested, budget)
+    if budget is not None and sum(counts.values()) < budget:
+        logger.warning(
+            "budget %d not reached: the rates give only %d samples (%s)", budget, sum(counts.values()), counts
+        )
+    parts = []
+    for task in rates:
+        chosen = _task_generator(seed, task).choice(len(remaining[task]), size=counts[task], replace=False)
+        part = pools[task].select([remaining[task][i] for i in sorted(chosen)])
+        if "task" in part.column_names:
+            part = part.remove_columns("task")
+        parts.append(part.add_column("task", [task] * len(part), feature=datasets.Value("string")))
+    features = {task: part.features for task, part in zip(rates, parts, strict=True)}
+    if len({repr(f) for f in features.values()}) > 1:
+        raise ValueError(f"mix_stage: the pools have different columns/features: {features}")
+    mixture = datasets.concatenate_datasets(parts)
+    mixture = mixture.select(np.random.default_rng(seed).permutation(len(mixture)))
+    return mixture, dict(counts)
+
+
+def build_stage(spec: StageSpec) -> tuple[datasets.Dataset, dict[str, int]]:
+    """Load the stage's EMT files (each pool filtered to its task), the excluded ids, and ``mix_stage``."""
+    missing = [task for task in spec.rates if not spec.data.get(task)]
+    if missing:
+        raise ValueError(f"stage {spec.name!r}: no data files for tasks {missing}")
+    pools = {}
+    for task in spec.rates:
+        records = load_emt(list(spec.data[task]))
+        pool = records.select([i for i, name in enumerate(records["task"]) if name in (None, task)])
+        if len(pool) == 0:
+            raise ValueError(f"stage {spec.name!r}: no {task!r} record in {list(spec.data[task])}")
+        pools[task] = pool
+    exclude_ids = set(load_emt(list(spec.exclude))["id"]) if spec.exclude else set()
+    return mix_stage(pools, spec.rates, spec.budget, spec.seed, exclude_ids)
