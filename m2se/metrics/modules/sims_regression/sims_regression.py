@@ -1,6 +1,9 @@
 """`evaluate` module `sims_regression`: `evaluate.load(<this folder>)` runs offline (needs `m2se` installed).
 
 The metric class lives in `m2se.metrics.evaluate_modules`; evaluate uses the first metric class found here.
+The `From:` comment is what evaluate's error message tells users to pip-install when `m2se` is missing.
 """
 
-from m2se.metrics.evaluate_modules import SimsRegression  # noqa: F401
+from m2se.metrics.evaluate_modules import SimsRegression  # From: m2se-hf
+
+__all__ = ["SimsRegression"]
