@@ -147,7 +147,7 @@ def run_toy_curriculum(tmp_path, tiny_lm_factory, tiny_tokenizer, max_steps=None
     pools = toy_pools({"msa": 16, "er": 16, "fer": 16})
     stages = [
         StageRecipe(name="one", rates={"msa": 0.5, "fer": 0.5}, epochs=1, budget=16),
-        StageRecipe(name="two", rates={"msa": 0.25, "er": 0.75}, epochs=1, budget=16),
+        StageRecipe(name="two", rates={"msa": 0.25, "er": 1.0}, epochs=1, budget=16),
     ]
     plan = build_curriculum(pools, stages, global_batch_size=4, seed=0)
     model = tiny_lm_factory("llama")

@@ -49,7 +49,7 @@ def test_paper_recipes_carry_the_released_hyper_parameters():
     assert stage1.budget == 15000 and stage1.epochs == 2 and stage2.budget is None and stage2.epochs == 2
     assert stage1.rates["msa"] > stage1.rates["er"] < stage1.rates["fer"]
     assert stage2.rates["msa"] < stage2.rates["er"] == stage2.rates["eri"] == stage2.rates["ecpe"]
-    assert (m2se.model.lora["r"], m2se.model.lora["lora_alpha"], m2se.training["learning_rate"]) == (8, 32, 1e-5)
+    assert (m2se.model.lora["r"], m2se.model.lora["alpha"], m2se.training["learning_rate"]) == (8, 32, 1e-5)
 
 
 def test_paper_recipes_check_their_data_paths():
@@ -67,7 +67,8 @@ def test_overrides_reach_nested_values_and_parse_yaml_scalars():
 @pytest.mark.parametrize(
     ("override", "error", "message"),
     [
-        ("stages.0.rates.fer=-0.1", ValueError, r"rates must be >= 0, got \{'fer': -0.1\}"),
+        ("stages.0.rates.fer=-0.1", ValueError, r"in \[0, 1\]; got \{'fer': -0.1\}"),
+        ("stages.0.rates.fer=1.5", ValueError, r"in \[0, 1\]; got \{'fer': 1.5\}"),
         ("stages.0.rates={msa: 0, er: 0}", ValueError, "at least one rate must be positive"),
         ("stages.0.rates.happiness=0.2", ValueError, r"unknown task\(s\) \['happiness'\]"),
         ("stages.0.epochs=two", TypeError, "stages.0.epochs: expected int, got str 'two'"),

@@ -7,7 +7,7 @@ the boundaries (in optimizer steps) and everything that depends on them:
 * the learning-rate schedule: with ``schedule_per_stage`` the Trainer's ``LambdaLR`` gets a per-stage
   warm-up + cosine multiplier (:class:`StageWarmupCosine`), i.e. each stage is scheduled as if it were its own
   run, as in the paper's two ms-swift runs;
-* evaluation at the end of every epoch of every stage and a checkpoint at every stage boundary;
+* a checkpoint at every stage boundary;
 * per-task training losses (``loss_<task>`` in the logs, from ``TaskAwareLoss``) and the current ``stage``;
 * ``m2se_curriculum.json`` in the output folder: ``{"stages": [{"name", "rates", "samples"}]}``.
 
@@ -68,7 +68,6 @@ class M2SECurriculumCallback(TrainerCallback, ExportableState):
         schedule_per_stage: restart warm-up + cosine at every stage (needs the Trainer's scheduler to be a
             ``LambdaLR``, true for every ``lr_scheduler_type`` with warm-up).
         warmup: warm-up fraction of each stage when ``schedule_per_stage``.
-        evaluate_each_epoch: ask the Trainer for an evaluation at the end of every epoch of every stage.
     """
 
     def __init__(
@@ -77,18 +76,11 @@ class M2SECurriculumCallback(TrainerCallback, ExportableState):
         loss: TaskAwareLoss,
         schedule_per_stage: bool = False,
         warmup: float = 0.0,
-        evaluate_each_epoch: bool = False,
     ):
         self.stages = stages
         self.loss = loss
         self.schedule_per_stage = schedule_per_stage
         self.warmup = warmup
-        self.evaluate_each_epoch = evaluate_each_epoch
-        self._epoch_ends = {
-            stage.start_step + (epoch + 1) * stage.steps_per_epoch
-            for stage in stages
-            for epoch in range(stage.epochs)
-        }
         self._stage_ends = {stage.end_step for stage in stages}
         self._window_loss = torch.zeros(len(loss.tasks), dtype=torch.float64)
         self._window_tokens = torch.zeros(len(loss.tasks), dtype=torch.float64)
@@ -122,8 +114,6 @@ class M2SECurriculumCallback(TrainerCallback, ExportableState):
         loss_sums, token_counts = self.loss.end_step()
         self._window_loss += loss_sums
         self._window_tokens += token_counts
-        if self.evaluate_each_epoch and state.global_step in self._epoch_ends:
-            control.should_evaluate = True
         if state.global_step in self._stage_ends and state.global_step < state.max_steps:
             control.should_save = True  # a checkpoint holding the finished stage
         return control

@@ -45,15 +45,6 @@ class CurriculumPlan:
     def total_steps(self) -> int:
         return self.stages[-1].end_step
 
-    @property
-    def epoch_end_steps(self) -> list[int]:
-        """Global steps at which an epoch of some stage ends (evaluation points)."""
-        return [
-            stage.start_step + (epoch + 1) * stage.steps_per_epoch
-            for stage in self.stages
-            for epoch in range(stage.epochs)
-        ]
-
 
 def build_curriculum(
     pools: dict[str, datasets.Dataset],

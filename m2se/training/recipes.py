@@ -34,8 +34,8 @@ class ModelRecipe:
 
     ``backbone`` is ``"smollm2"`` (the offline SmolLM2-135M-Instruct), ``"tiny-llama"`` (a seeded 2-layer LM built
     from a config, for tests), a local folder or a Hub id. ``config`` holds extra keyword arguments of the model's
-    configuration class (``MSEAdapterConfig`` / ``EmoVerseConfig``); ``lora`` the PEFT ``LoraConfig`` arguments for
-    EmoVerse (``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``).
+    configuration class (``MSEAdapterConfig`` / ``EmoVerseConfig``); ``lora`` the LoRA settings of
+    EmoVerse (``r``, ``alpha``, ``dropout``, ``target_modules``; the ``EmoVerseConfig`` ``lora_*`` fields).
     """
 
     kind: str
@@ -62,9 +62,11 @@ class DataRecipe:
 
 @dataclass
 class StageRecipe:
-    """One curriculum stage: the task sampling rates, how many distinct samples to draw and for how many epochs.
+    """One curriculum stage: task sampling rates, how many distinct samples to draw, for how many epochs.
 
-    ``budget`` None takes every sample not used by an earlier stage (M2SE stage 2: "all remaining samples").
+    ``rates[task]`` is the fraction of the task's remaining pool (samples no earlier stage used) to draw; a
+    ``budget`` scales all counts by one factor down to that many samples (``m2se.emt.mix.mix_stage``). Rate 1
+    with no budget takes every remaining sample (M2SE stage 2).
     """
 
     name: str
@@ -243,9 +245,11 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
         unknown = sorted(set(stage.rates) - set(TASKS))
         if unknown:
             raise ValueError(f"{where}.rates: unknown task(s) {unknown}; expected some of {list(TASKS)}")
-        negative = {task: rate for task, rate in stage.rates.items() if rate < 0}
-        if negative:
-            raise ValueError(f"{where}.rates: rates must be >= 0, got {negative}")
+        out_of_range = {task: rate for task, rate in stage.rates.items() if not 0 <= rate <= 1}
+        if out_of_range:
+            raise ValueError(
+                f"{where}.rates: a rate is the fraction of the task's remaining pool, in [0, 1]; got {out_of_range}"
+            )
         if not any(rate > 0 for rate in stage.rates.values()):
             raise ValueError(f"{where}.rates: at least one rate must be positive, got {stage.rates}")
         if stage.epochs < 1:

@@ -1,0 +1,118 @@
+"""Build the model and processor a recipe names: MSE-Adapter on a frozen LLM, or EmoVerse (ViT + projector + LLM
+with LoRA).
+
+Backbone names: ``smollm2`` (the offline SmolLM2-135M-Instruct, ``m2se.backbones.smollm2_path``), ``tiny-llama``
+and ``tiny-vit`` (seeded two-layer models built from a config and cached next to SmolLM2, for tests and CI), or
+any local folder / Hub id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    PreTrainedModel,
+    ViTConfig,
+    ViTImageProcessor,
+    ViTModel,
+)
+
+from m2se.backbones import default_cache_dir, smollm2_path
+from m2se.training.data import TaskData
+from m2se.training.recipes import Recipe
+
+TINY_LLAMA = "tiny-llama"
+TINY_VIT = "tiny-vit"
+# Fields of MSEAdapterConfig that the processor owns (the prompt layout); the rest configures the adapter.
+PROCESSOR_FIELDS = ("num_pseudo_tokens", "task_prompt", "language", "value_range")
+
+
+def backbone_path(name: str) -> str:
+    """Resolve a recipe backbone name to something ``from_pretrained`` accepts."""
+    if name == "smollm2":
+        return str(smollm2_path())
+    if name == TINY_LLAMA:
+        return str(_tiny_llama_path())
+    if name == TINY_VIT:
+        return str(_tiny_vit_path())
+    return name
+
+
+def _tiny_llama_path() -> Path:
+    """A 2-layer Llama (width 64) with SmolLM2's tokenizer, seeded, saved once in the cache."""
+    target = default_cache_dir() / "tiny-llama-smollm2-tokenizer"
+    if not (target / "config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
+        config = LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        torch.manual_seed(0)
+        AutoModelForCausalLM.from_config(config).save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    return target
+
+
+def _tiny_vit_path() -> Path:
+    """A 2-layer ViT on 32 x 32 images (16 patches), seeded, with its image processor, saved once in the cache."""
+    target = default_cache_dir() / "tiny-vit-32"
+    if not (target / "config.json").is_file():
+        config = ViTConfig(
+            image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64,
+        )
+        torch.manual_seed(0)
+        ViTModel(config, add_pooling_layer=False).save_pretrained(target)
+        ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(target)
+    return target
+
+
+def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, Any]:
+    """Frozen backbone + fresh MSE-Adapter, and its processor, for the recipe's task and the data's feature sizes."""
+    from modeling_mse_adapter import MSEAdapterForCausalLM
+    from processing_mse_adapter import MSEAdapterProcessor
+
+    path = backbone_path(recipe.model.backbone)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    language_model = AutoModelForCausalLM.from_pretrained(path)
+    first_row = data.eval_rows[0]
+    config = dict(recipe.model.config)
+    config.setdefault("audio_feature_dim", len(first_row["audio"][0]))
+    config.setdefault("video_feature_dim", len(first_row["video"][0]))
+    processor_fields = {key: config.pop(key) for key in PROCESSOR_FIELDS if key in config}
+    if recipe.tasks[0] == "msa":
+        processor = MSEAdapterProcessor(
+            tokenizer, task="regression", audio_feature_dim=config["audio_feature_dim"],
+            video_feature_dim=config["video_feature_dim"], **processor_fields,
+        )
+    else:
+        processor = MSEAdapterProcessor(
+            tokenizer, task="classification", label_names=data.label_names,
+            audio_feature_dim=config["audio_feature_dim"], video_feature_dim=config["video_feature_dim"],
+            value_range=None, **processor_fields,
+        )
+    config.pop("audio_feature_dim"), config.pop("video_feature_dim")
+    model = MSEAdapterForCausalLM.from_language_model(language_model, processor, **config)
+    return model, processor
+
+
+def build_emoverse(recipe: Recipe) -> tuple[PreTrainedModel, Any]:
+    """EmoVerse from the recipe's vision encoder and LLM, with the recipe's LoRA settings, and its processor."""
+    from modeling_emoverse import EmoVerseForConditionalGeneration
+    from processing_emoverse import EmoVerseProcessor
+
+    if recipe.model.vision_backbone is None:
+        raise ValueError("an emoverse recipe needs model.vision_backbone (e.g. tiny-vit or a Hub id)")
+    vision_path = backbone_path(recipe.model.vision_backbone)
+    text_path = backbone_path(recipe.model.backbone)
+    lora = {f"lora_{key}": value for key, value in recipe.model.lora.items()}
+    model = EmoVerseForConditionalGeneration.from_parts(vision_path, text_path, **lora, **recipe.model.config)
+    processor = EmoVerseProcessor.from_parts(vision_path, text_path, image_seq_length=model.config.image_seq_length)
+    return model, processor

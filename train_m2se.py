@@ -1,0 +1,308 @@
+#!/usr/bin/env python
+"""Train MSE-Adapter or EmoVerse (M2SE curriculum) with the stock transformers Trainer.
+
+    accelerate launch train_m2se.py                                  # recipes/demo.yaml, offline, CPU friendly
+    accelerate launch train_m2se.py --recipe tiny_emoverse_m2se --output_dir out/tiny
+    torchrun --nproc_per_node 8 train_m2se.py --recipe emoverse_m2se --deepspeed configs/deepspeed/zero2.json
+    python train_m2se.py --recipe mse_adapter_mosei --seeds 1111,2222,3333,4444,5555 --set model.backbone=...
+
+Every ``TrainingArguments`` flag works and wins over the recipe's ``training`` section; ``--set key.path=value``
+overrides any other recipe value. See the README section "Training with train_m2se.py".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from m2se.collators import EmoVerseCollator, MSEAdapterCollator
+from m2se.training.curriculum import CurriculumPlan, build_curriculum
+from m2se.training.data import TaskData, load_task_data
+from m2se.training.evaluation import Evaluator
+from m2se.training.loss import TaskAwareLoss
+from m2se.training.models import build_emoverse, build_mse_adapter
+from m2se.training.recipes import DEFAULT_RECIPE, Recipe, load_recipe, recipe_to_dict
+from trainer_callbacks import CURRICULUM_FILE, M2SECurriculumCallback
+
+logger = logging.getLogger("train_m2se")
+
+RUN_FILE = "m2se_run.json"  # the resolved recipe of the run that owns an output folder
+# Files whose presence means an output folder holds a run.
+RUN_MARKERS = (RUN_FILE, "trainer_state.json", "eval_results.json", CURRICULUM_FILE)
+
+
+@dataclass
+class M2SEArguments:
+    """Arguments of train_m2se.py besides the stock ``TrainingArguments``."""
+
+    recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "Bundled recipe name or path to a YAML recipe."})
+    set: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Recipe overrides key.path=value, e.g. --set stages.1.rates.msa=0.05 model.lora.r=16"},
+    )
+    seeds: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated seeds run one after another (e.g. 1111,2222,3333,4444,5555); "
+                          "writes seeds_summary.json and seeds_summary.md. Default: the recipe's seeds if "
+                          "--seeds all, else --seed."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow an output folder that already holds another run."}
+    )
+    save_full_model: bool = field(
+        default=False,
+        metadata={"help": "Also save the frozen backbone (MSE-Adapter) / merge LoRA into the LLM (EmoVerse)."},
+    )
+    skip_untrained_eval: bool = field(
+        default=False, metadata={"help": "Do not score the untrained model on the test rows before training."}
+    )
+
+
+def parse_arguments(argv: list[str]) -> tuple[M2SEArguments, TrainingArguments, Recipe]:
+    """Recipe first (its ``training`` values become the flag defaults), then every flag."""
+    script_args, _ = HfArgumentParser(M2SEArguments).parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True
+    )
+    recipe = load_recipe(script_args.recipe, script_args.set)
+    training_fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(recipe.training) - training_fields)
+    if unknown:
+        raise ValueError(f"recipe {recipe.name!r}: training.{unknown[0]} is not a TrainingArguments field")
+    parser = HfArgumentParser((M2SEArguments, TrainingArguments))
+    parser.set_defaults(
+        output_dir=str(Path("outputs") / recipe.name),
+        report_to="none",
+        save_strategy="no",
+        **recipe.training,
+    )
+    script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    return script_args, training_args, recipe
+
+
+def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder; refuse to resume from a checkpoint of another recipe."""
+    if resume is not None:
+        checkpoint = Path(resume)
+        if not (checkpoint / "trainer_state.json").is_file():
+            raise FileNotFoundError(f"--resume_from_checkpoint {resume}: no trainer_state.json in that folder")
+        run_file = checkpoint.parent / RUN_FILE
+        saved = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else None
+        if saved is None or saved != recipe_to_dict(recipe):
+            saved_name = saved["name"] if saved else "unknown (no m2se_run.json beside it)"
+            raise ValueError(
+                f"--resume_from_checkpoint {resume} belongs to recipe {saved_name} with other settings; this run "
+                f"is recipe {recipe.name!r}: resume with the same recipe and overrides"
+            )
+        return
+    held = [name for name in RUN_MARKERS if (output_dir / name).exists()]
+    held += [path.name for path in output_dir.glob("checkpoint-*")] if output_dir.is_dir() else []
+    if held and not overwrite:
+        raise FileExistsError(
+            f"output folder {output_dir} already holds a run ({', '.join(sorted(held)[:3])}); pass "
+            "--overwrite_output_dir to replace it or --resume_from_checkpoint to continue it"
+        )
+
+
+def build_run(recipe: Recipe, args: TrainingArguments) -> tuple[torch.nn.Module, Any, TaskData, CurriculumPlan, Any]:
+    data = load_task_data(recipe, Path(args.output_dir))
+    if recipe.model.kind == "mse_adapter":
+        model, processor = build_mse_adapter(recipe, data)
+        collator = MSEAdapterCollator(processor, recipe.tasks)
+    else:
+        model, processor = build_emoverse(recipe)
+        collator = EmoVerseCollator(processor, recipe.tasks)
+    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    plan = build_curriculum(data.pools, recipe.stages, global_batch, args.seed)
+    return model, processor, data, plan, collator
+
+
+def training_arguments_for(recipe: Recipe, args: TrainingArguments, plan: CurriculumPlan) -> TrainingArguments:
+    """The curriculum decides the number of steps, the sampling order and (with a metric) when to evaluate."""
+    updates: dict[str, Any] = dict(
+        max_steps=plan.total_steps, train_sampling_strategy="sequential", remove_unused_columns=False,
+    )
+    if recipe.evaluation.metric is not None and args.eval_strategy == "no":
+        steps_per_epoch = plan.stages[0].steps_per_epoch
+        updates.update(eval_strategy="steps", eval_steps=steps_per_epoch)
+        if recipe.evaluation.patience is not None:
+            # Early stopping keeps the best checkpoint, so checkpoints follow the evaluations.
+            updates.update(
+                save_strategy="steps", save_steps=steps_per_epoch, load_best_model_at_end=True,
+                metric_for_best_model=recipe.evaluation.metric,
+                greater_is_better=recipe.evaluation.greater_is_better,
+            )
+    return dataclasses.replace(args, **updates)
+
+
+def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments) -> dict[str, float]:
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+    if args.resume_from_checkpoint == "last":
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise FileNotFoundError(f"--resume_from_checkpoint last: no checkpoint-* folder in {output_dir}")
+        args = dataclasses.replace(args, resume_from_checkpoint=last)
+    check_output_dir(output_dir, recipe, args.resume_from_checkpoint, script_args.overwrite_output_dir)
+    model, processor, data, plan, collator = build_run(recipe, args)
+    args = training_arguments_for(recipe, args, plan)
+    if args.process_index == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / RUN_FILE).write_text(json.dumps(recipe_to_dict(recipe), indent=2), encoding="utf-8")
+
+    loss = TaskAwareLoss(recipe.tasks, recipe.task_difficulty_weighting, recipe.difficulty_temperature)
+    loss.attach(model)
+    warmup = args.warmup_steps if args.warmup_steps < 1 else args.warmup_steps / plan.total_steps
+    curriculum = M2SECurriculumCallback(
+        plan.stages, loss, schedule_per_stage=recipe.schedule_per_stage and len(plan.stages) > 1, warmup=warmup
+    )
+    callbacks: list = [curriculum]
+    if recipe.evaluation.patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.evaluation.patience))
+    eval_rows = _cap(data.eval_rows, recipe.evaluation.max_samples)
+    test_rows = _cap(data.test_rows, recipe.evaluation.max_samples)
+    batch_size = args.per_device_eval_batch_size
+    evaluator = Evaluator(model, processor, eval_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens)
+    tester = Evaluator(model, processor, test_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=plan.dataset,
+        eval_dataset=eval_rows if args.eval_strategy != "no" else None,
+        data_collator=collator,
+        compute_loss_func=loss,
+        compute_metrics=evaluator,
+        preprocess_logits_for_metrics=Evaluator.shrink_logits,
+        callbacks=callbacks,
+    )
+
+    untrained = None
+    if not script_args.skip_untrained_eval and args.resume_from_checkpoint is None:
+        untrained = tester.evaluate()
+    resume = args.resume_from_checkpoint
+    if resume is not None:
+        restore_callback_state(Path(resume), curriculum)
+    trainer.train(resume_from_checkpoint=resume)
+    trained = tester.evaluate()
+    save_model(trainer, recipe, script_args.save_full_model)
+    if trainer.is_world_process_zero():
+        print_comparison(untrained, trained)
+        processor.save_pretrained(output_dir)
+        save_reports(trainer, recipe, plan, tester, trained)
+    return trained
+
+
+def _cap(rows, max_samples: int | None):
+    return rows if max_samples is None or len(rows) <= max_samples else rows.select(range(max_samples))
+
+
+def restore_callback_state(checkpoint: Path, curriculum: M2SECurriculumCallback) -> None:
+    """Put the curriculum callback's saved state (trainer_state.json ``stateful_callbacks``) back in place.
+
+    The Trainer's own restore re-creates callbacks from their JSON arguments, which would cut the link between
+    the callback and the loss function; restoring into the live object keeps it.
+    """
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    saved = state.get("stateful_callbacks", {}).get(type(curriculum).__name__)
+    if saved is None:
+        raise ValueError(f"checkpoint {checkpoint} holds no {type(curriculum).__name__} state")
+    curriculum.load_state(saved[0] if isinstance(saved, list) else saved)
+
+
+def print_comparison(untrained: dict[str, float] | None, trained: dict[str, float]) -> None:
+    """A table of the held-out test metrics before and after training."""
+    rows = [f"{'metric':<22}{'untrained':>12}{'trained':>12}"] if untrained else [f"{'metric':<22}{'trained':>12}"]
+    for key, value in trained.items():
+        before = f"{untrained[key]:>12.4f}" if untrained else ""
+        rows.append(f"{key:<22}{before}{value:>12.4f}")
+    print("\nHeld-out test metrics\n" + "\n".join(rows), flush=True)
+
+
+def save_model(trainer: Trainer, recipe: Recipe, full: bool) -> None:
+    """Adapter-only (MSE-Adapter) / projector + LoRA (EmoVerse) by default, through the Trainer so that ZeRO-3
+    shards are gathered; every rank must call it."""
+    if not full:
+        trainer.save_model(trainer.args.output_dir)
+    elif trainer.is_world_process_zero():
+        flag = {"save_language_model": True} if recipe.model.kind == "mse_adapter" else {"merged": True}
+        trainer.model.save_pretrained(trainer.args.output_dir, **flag)
+
+
+def save_reports(trainer: Trainer, recipe: Recipe, plan: CurriculumPlan, tester: Evaluator,
+                 metrics: dict[str, float]) -> None:
+    """eval_results.json, training_curves.png, confusion_matrix.png (classification), README.md; then the Hub."""
+    from m2se.reporting import plot_confusion_matrix, plot_training_curves, write_model_card
+
+    output_dir = Path(trainer.args.output_dir)
+    model = trainer.model
+    (output_dir / "eval_results.json").write_text(json.dumps({f"test_{k}": v for k, v in metrics.items()}, indent=2))
+    plot_training_curves(
+        trainer.state.log_history, [(stage.name, stage.start_step) for stage in plan.stages],
+        output_dir / "training_curves.png",
+    )
+    label_names = getattr(model.config, "label_names", None) if recipe.model.kind == "mse_adapter" else None
+    if label_names and model.config.task == "classification":
+        predictions, references = tester.last_predictions[recipe.tasks[0]]
+        plot_confusion_matrix(predictions, references, label_names, output_dir / "confusion_matrix.png")
+    stages = "; ".join(
+        f"{stage.name}: {sum(stage.samples.values())} samples {stage.samples}, {stage.epochs} epoch(s)"
+        for stage in plan.stages
+    )
+    write_model_card(
+        output_dir,
+        model_name=output_dir.name,
+        base_model=recipe.model.backbone,
+        datasets=[recipe.data.source] + sorted(recipe.data.paths.values()),
+        recipe_name=recipe.name,
+        task="text-generation",
+        task_name="Multimodal sentiment analysis" if recipe.tasks[0] == "msa" else "Emotion recognition",
+        metrics={recipe.data.source: metrics},
+        description=recipe.description,
+        training_summary=f"Trained with `train_m2se.py --recipe {recipe.name}`. Curriculum: {stages}.",
+    )
+    if trainer.args.push_to_hub:
+        try:
+            trainer.push_to_hub(commit_message=f"train_m2se.py --recipe {recipe.name}")
+        except Exception as error:
+            print(f"push_to_hub failed ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                  f"everything is saved locally in {output_dir}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    script_args, args, recipe = parse_arguments(sys.argv[1:] if argv is None else argv)
+    if script_args.seeds is None:
+        seeds = [args.seed]
+    elif script_args.seeds == "all":
+        seeds = recipe.seeds or [args.seed]
+    else:
+        seeds = [int(seed) for seed in script_args.seeds.split(",")]
+    results: dict[int, dict[str, float]] = {}
+    try:
+        for seed in seeds:
+            output_dir = Path(args.output_dir) / f"seed_{seed}" if len(seeds) > 1 else Path(args.output_dir)
+            results[seed] = run_seed(recipe, script_args, dataclasses.replace(args, seed=seed,
+                                                                               output_dir=str(output_dir)))
+        if len(seeds) > 1 and args.process_index == 0:
+            from m2se.reporting import summarize_seeds
+
+            summary, table = summarize_seeds(results)
+            Path(args.output_dir, "seeds_summary.json").write_text(json.dumps(summary, indent=2))
+            Path(args.output_dir, "seeds_summary.md").write_text(table + "\n")
+            print(table)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return results
+
+
+if __name__ == "__main__":
+    main()
