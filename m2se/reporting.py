@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,9 @@ def plot_training_curves(
             f"{sorted({key for entry in log_history for key in entry})}"
         )
     steps = [step for _, step in stage_boundaries]
-    if any(not isinstance(step, int) or step < 0 for step in steps) or steps != sorted(set(steps)):
+    if any(
+        isinstance(step, bool) or not isinstance(step, Integral) or step < 0 for step in steps
+    ) or steps != sorted(set(steps)):
         raise ValueError(
             f"stage_boundaries must have increasing non-negative int steps; got {list(stage_boundaries)}"
         )
