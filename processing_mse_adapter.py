@@ -126,7 +126,8 @@ class MSEAdapterProcessor(ProcessorMixin):
         return fields
 
     def _encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        # Long utterances are truncated here, not by the tokenizer: its length warning would be misleading.
+        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def _add_pseudo_token(self) -> int:
         if self.pseudo_token not in self.tokenizer.get_vocab():
