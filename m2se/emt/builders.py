@@ -159,7 +159,7 @@ def read_table(path: str | os.PathLike, columns: Sequence[str]) -> pd.DataFrame:
             encoding="utf-8",
         )
     elif path.suffix in (".json", ".jsonl"):
-        table = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False, convert_dates=False)
+        table = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
         table = table.astype(str)
     else:
         raise ValueError(f"tables must be .csv, .tsv, .json or .jsonl, got {path}")
