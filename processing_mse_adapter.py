@@ -288,6 +288,9 @@ class MSEAdapterProcessor(ProcessorMixin):
                 tensors.append(None)
                 continue
             values = torch.as_tensor(sample, dtype=torch.float32)
+            if values.numel() == 0:  # zero frames, e.g. [] from JSON or a datasets column: a missing modality
+                tensors.append(None)
+                continue
             if values.ndim != 2:
                 raise ValueError(
                     f"{name}[{index}] must be a (frames, feature_dim) array, got shape {tuple(values.shape)}"

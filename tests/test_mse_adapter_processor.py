@@ -100,6 +100,8 @@ def test_missing_modalities(tokenizer):
     batch = processor(text=["a", "b"], audio=None, video=[np.ones((2, 4)), np.zeros((0, 4))])
     assert batch["audio_values"].shape == (2, 0, 6) and batch["audio_lengths"].tolist() == [0, 0]
     assert batch["video_lengths"].tolist() == [2, 0]
+    empty_list = processor(text=["a"], audio=[[]])
+    assert empty_list["audio_lengths"].tolist() == [0]
     single = processor(text="only one", audio=[None])
     assert single["input_ids"].shape[0] == 1 and single["audio_lengths"].tolist() == [0]
 
