@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import build_tiny_tokenizer
+from transformers import AutoModelForCausalLM
+
 from modeling_mse_adapter import MSEAdapterForCausalLM
 from processing_mse_adapter import MSEAdapterProcessor
-from transformers import AutoModelForCausalLM
 
 TEXTS = ["I love this movie", "this is terrible and boring", "ok"]
 
@@ -30,9 +31,9 @@ LOAD_AND_PREDICT = textwrap.dedent(
     inputs = json.load(open(inputs_path))
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-    batch = processor(
-        text=inputs["text"], audio=[np.array(a) for a in inputs["audio"]], video=[np.array(v) for v in inputs["video"]]
-    )
+    audio = [np.array(sample) for sample in inputs["audio"]]
+    video = [np.array(sample) for sample in inputs["video"]]
+    batch = processor(text=inputs["text"], audio=audio, video=video)
     results = {"config_class": type(config).__name__, "processor_class": type(processor).__name__}
     for name, auto_class in (("AutoModel", AutoModel), ("AutoModelForCausalLM", AutoModelForCausalLM)):
         model = auto_class.from_pretrained(folder, trust_remote_code=True)
