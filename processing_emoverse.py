@@ -34,6 +34,10 @@ TIMM_RESAMPLING = {"bicubic": PILImageResampling.BICUBIC, "bilinear": PILImageRe
 ImageInput = Any  # a path, a PIL image, or an (H, W, C) / (C, H, W) array or tensor
 
 
+class VideoDecodingError(ValueError):
+    """A video file that cannot be read, has no decodable frame, or lacks the requested frames."""
+
+
 def portable_image_processor(image_processor):
     """A saveable transformers image processor equivalent to a timm one (whose `save_pretrained` is disabled).
 
@@ -162,47 +166,50 @@ class EmoVerseProcessor(ProcessorMixin):
             path: the video file.
             num_frames: frames sampled uniformly over the clip (default `self.num_video_frames`; fewer when
                 the clip is shorter).
-            frame_indices: 0-based frames to take instead, e.g. the OpenFace peak frame:
-                `m2se.facial.peak_frame`
-                returns OpenFace's 1-based `frame`, so pass `[frame - 1]`.
+            frame_indices: 0-based frames to take instead, in the given order, e.g. the OpenFace peak
+                frame: `m2se.facial.peak_frame` returns OpenFace's 1-based `frame`, so pass `[frame - 1]`.
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"video file not found: {path}")
         num_frames = num_frames or self.num_video_frames
+        requested: list[int] = []
 
-        def sample_indices(metadata, **_):
+        def sample_indices(metadata, **_) -> list[int]:
             total = metadata.total_num_frames
             if total <= 0:
-                raise ValueError(f"video {path} has no decodable frame")
-            if frame_indices is not None:
+                raise VideoDecodingError(f"video {path} has no decodable frame")
+            if frame_indices is None:
+                count = min(num_frames, total)
+                requested.extend(int((i + 0.5) * total / count) for i in range(count))
+            else:
                 out_of_range = [index for index in frame_indices if not 0 <= index < total]
                 if out_of_range:
-                    raise ValueError(
-                        f"frame indices {out_of_range} are outside the {total} frames of {path} (indices "
-                        "are 0-based)"
+                    raise VideoDecodingError(
+                        f"frame indices {out_of_range} are outside the {total} frames of {path} (0-based)"
                     )
-                return sorted(frame_indices)
-            count = min(num_frames, total)
-            return [int((i + 0.5) * total / count) for i in range(count)]
+                requested.extend(frame_indices)
+            return sorted(set(requested))
 
         try:
             frames, _ = load_video(path, backend="pyav", sample_indices_fn=sample_indices)
-        except ValueError as error:
-            if path in str(error):
-                raise
-            raise ValueError(f"cannot decode video file {path}: {error}") from error
-        except Exception as error:  # PyAV raises its own error types for unreadable containers
-            raise ValueError(f"cannot decode video file {path}: {error}") from error
-        if len(frames) == 0:
-            raise ValueError(f"video {path} has no decodable frame")
-        if frame_indices is not None:
-            order = sorted(range(len(frame_indices)), key=lambda i: frame_indices[i])
-            restored = [None] * len(frame_indices)
-            for position, source in enumerate(order):
-                restored[source] = frames[position]
-            return restored
-        return list(frames)
+        except VideoDecodingError:
+            raise
+        except Exception as error:  # PyAV and numpy raise their own types for unreadable or empty streams
+            # EOF before any frame, or numpy.stack over zero decoded frames
+            if isinstance(error, EOFError) or "at least one array" in str(error):
+                raise VideoDecodingError(f"video {path} has no decodable frame") from error
+            raise VideoDecodingError(
+                f"cannot decode video file {path} ({type(error).__name__}: {error}); expected a readable "
+                "video file with a video stream"
+            ) from error
+        unique = sorted(set(requested))
+        if len(frames) != len(unique):
+            raise VideoDecodingError(
+                f"decoded {len(frames)} of the requested frames {unique} of video {path}"
+            )
+        by_index = dict(zip(unique, frames, strict=True))
+        return [by_index[index] for index in requested]
 
     def _expand(self, text: str) -> str:
         return text.replace(self.image_token, self.image_token * self.image_seq_length)
@@ -414,4 +421,4 @@ class EmoVerseProcessor(ProcessorMixin):
 
 EmoVerseProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "EmoVerseProcessor", "portable_image_processor"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "EmoVerseProcessor", "VideoDecodingError", "portable_image_processor"]
