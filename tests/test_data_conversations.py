@@ -201,6 +201,12 @@ def test_load_emt_json_and_jsonl(tmp_path):
         ),
         ("a.json", '{"query": "q"}', ValueError, "expected a JSON list of records"),
         ("a.jsonl", "\n", ValueError, "holds no EMT record"),
+        (
+            "a.jsonl",
+            '{"query": "q", "response": "r", "task": 3}\n',
+            ValueError,
+            "'task' must be a string when given",
+        ),
         ("a.txt", "", ValueError, "must end in .json or .jsonl"),
     ],
 )

@@ -59,6 +59,9 @@ def normalize_emt_record(record: Any, where: str, default_id: str) -> dict[str, 
     for key in ("query", "response"):
         if not isinstance(record.get(key), str):
             raise ValueError(f"{where}: {key!r} must be a string, got {record.get(key)!r:.200}")
+    for key in ("task", "system"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise ValueError(f"{where}: {key!r} must be a string when given, got {record[key]!r:.200}")
     unknown = sorted(set(record) - _KNOWN_KEYS)
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown}; expected a subset of {sorted(_KNOWN_KEYS)}")

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import datasets
+import pyarrow as pa
+from datasets.table import InMemoryTable
 
 
 def multimodal_features(
@@ -48,6 +50,8 @@ EMT_FEATURES = datasets.Features(
 
 def emt_dataset(rows: Sequence[Mapping[str, Any]]) -> datasets.Dataset:
     """EMT rows (dicts with every ``EMT_FEATURES`` key) -> ``Dataset`` (an empty list gives an empty one)."""
-    return datasets.Dataset.from_dict(
-        {key: [row[key] for row in rows] for key in EMT_FEATURES}, features=EMT_FEATURES
+    # Straight to Arrow: Dataset.from_dict would re-encode every nested value (about 4x slower here).
+    table = pa.Table.from_pydict(
+        {key: [row[key] for row in rows] for key in EMT_FEATURES}, schema=EMT_FEATURES.arrow_schema
     )
+    return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(features=EMT_FEATURES))

@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = builders.write_jsonl(
                 (
                     {key: row[key] for key in EMT_FEATURES if row.get(key) not in (None, [])}
-                    for row in mixture
+                    for row in mixture.to_list()
                 ),
                 args.out,
             )

@@ -72,7 +72,7 @@ def meld_records(
         raise ValueError(f"MELD yields the tasks 'er' and 'msa'; got {tasks}")
     emotions, sentiments = meld.features["emotion"].names, meld.features["sentiment"].names
     result = BuildResult()
-    for row in meld:
+    for row in meld.to_list():
         sample = f"dia{row['dialogue_id']}_utt{row['utterance_id']}"
         video = _media(media_root, f"{sample}.mp4")
         if "er" in tasks:
@@ -106,7 +106,7 @@ def ecpe_records(conversations: datasets.Dataset, media_root: str, *, source: st
     (span-level Subtask 1 pairs collapse to utterance level). Media: ``<media_root>/dia{conv}utt{utt}.mp4``.
     """
     result = BuildResult()
-    for conversation in conversations:
+    for conversation in conversations.to_list():
         conversation_id = conversation["conversation_id"]
         utterances = conversation["utterances"]
         lines = [

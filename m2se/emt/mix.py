@@ -42,7 +42,9 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import yaml
+from datasets.table import InMemoryTable
 
 from m2se.data.emt import load_emt
 from m2se.emt.templates import TASKS
@@ -191,7 +193,7 @@ def mix_stage(
             raise ValueError(f"mix_stage: the {task!r} pool needs an 'id' column; it has {pool.column_names}")
     excluded = set(exclude_ids or ())
     remaining = {
-        task: [index for index, sample_id in enumerate(pools[task]["id"]) if sample_id not in excluded]
+        task: [index for index, sample_id in enumerate(pools[task][:]["id"]) if sample_id not in excluded]
         for task in rates
     }
     requested = {task: math.floor(rates[task] * len(remaining[task]) + 0.5) for task in rates}
@@ -200,18 +202,24 @@ def mix_stage(
         logger.warning(
             "budget %d not reached: the rates give only %d samples (%s)", budget, sum(counts.values()), counts
         )
-    parts = []
-    for task in rates:
-        chosen = _task_generator(seed, task).choice(len(remaining[task]), size=counts[task], replace=False)
-        part = pools[task].select([remaining[task][i] for i in sorted(chosen)])
-        if "task" in part.column_names:
-            part = part.remove_columns("task")
-        parts.append(part.add_column("task", [task] * len(part), feature=datasets.Value("string")))
-    features = {task: part.features for task, part in zip(rates, parts, strict=True)}
+    features = {
+        task: datasets.Features({k: v for k, v in pool.features.items() if k != "task"})
+        for task, pool in pools.items()
+    }
     if len({repr(f) for f in features.values()}) > 1:
         raise ValueError(f"mix_stage: the pools have different columns/features: {features}")
-    mixture = datasets.concatenate_datasets(parts)
-    mixture = mixture.select(np.random.default_rng(seed).permutation(len(mixture)))
+    # Arrow tables rather than Dataset.select/add_column, which would rewrite every selected row.
+    tables = []
+    for task in rates:
+        chosen = _task_generator(seed, task).choice(len(remaining[task]), size=counts[task], replace=False)
+        rows = pools[task].with_format("arrow")[[remaining[task][i] for i in sorted(chosen)]]
+        if "task" in rows.column_names:
+            rows = rows.drop_columns(["task"])
+        tables.append(rows.append_column("task", pa.array([task] * rows.num_rows, pa.string())))
+    mixed = pa.concat_tables(tables)
+    mixed = mixed.take(np.random.default_rng(seed).permutation(mixed.num_rows))
+    mixture_features = datasets.Features({**next(iter(features.values())), "task": datasets.Value("string")})
+    mixture = datasets.Dataset(InMemoryTable(mixed), info=datasets.DatasetInfo(features=mixture_features))
     return mixture, dict(counts)
 
 
@@ -223,9 +231,9 @@ def build_stage(spec: StageSpec) -> tuple[datasets.Dataset, dict[str, int]]:
     pools = {}
     for task in spec.rates:
         records = load_emt(list(spec.data[task]))
-        pool = records.select([i for i, name in enumerate(records["task"]) if name in (None, task)])
+        pool = records.select([i for i, name in enumerate(records[:]["task"]) if name in (None, task)])
         if len(pool) == 0:
             raise ValueError(f"stage {spec.name!r}: no {task!r} record in {list(spec.data[task])}")
         pools[task] = pool
-    exclude_ids = set(load_emt(list(spec.exclude))["id"]) if spec.exclude else set()
+    exclude_ids = set(load_emt(list(spec.exclude))[:]["id"]) if spec.exclude else set()
     return mix_stage(pools, spec.rates, spec.budget, spec.seed, exclude_ids)
