@@ -249,6 +249,8 @@ def test_real_ecf(shared_data):
     assert len(train) == 1374 and sum(len(u) for u in train["utterances"]) == 13619
     splits = {name: load_ecf1(shared_data / "ecf1" / f"{name}.txt") for name in ("train", "dev", "test")}
     assert {name: len(ds) for name, ds in splits.items()} == {"train": 1001, "dev": 112, "test": 261}
+    utterances = {name: sum(len(u) for u in ds["utterances"]) for name, ds in splits.items()}
+    assert utterances == {"train": 9966, "dev": 1087, "test": 2566}  # 13,619 together, as ECF 2.0 train
     # ECF 1.0's three splits together are the ECF 2.0 training set; ECF 2.0 keeps the pairs with a cause span,
     # a subset of ECF 1.0's utterance-level pairs (9,256 of 9,794).
     ecf1_ids = sorted(i for ds in splits.values() for i in ds["conversation_id"])

@@ -174,6 +174,9 @@ def test_fer_records_from_openface(tmp_path):
         "images"
     ]
     assert pattern == ["f/clip1/7.png"]
+    table_path.write_text("id,emotion\nclip1,joy\nclip2,bored\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="id clip2: unknown emotion 'bored'; known emotions: anger"):
+        builders.fer_records(builders.read_table(table_path, ("id", "emotion")), openface, "f")
     table_path.write_text("id,emotion\nclip3,joy\n", encoding="utf-8")
     with pytest.raises(FileNotFoundError, match=r"1 OpenFace CSVs missing .* e\.g\. clip3\.csv"):
         builders.fer_records(builders.read_table(table_path, ("id", "emotion")), openface, "f")

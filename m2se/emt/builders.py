@@ -21,7 +21,7 @@ import datasets
 import pandas as pd
 
 from m2se.emt import templates
-from m2se.facial import peak_expression
+from m2se.facial import action_unit_table, peak_expression
 
 DEFAULT_FER_IMAGE_PATTERN = "{id}_aligned/frame_det_{face_id:02d}_{frame:06d}.bmp"
 """OpenFace's aligned faces: ``<name>_aligned/frame_det_<face>_<frame>.bmp`` (frames numbered from 1)."""
@@ -248,6 +248,12 @@ def fer_records(
     emotion active at the peak, or a neutral emotion) are skipped and counted.
     """
     openface_dir = Path(openface_dir)
+    table_of_aus = action_unit_table()
+    for row in table.itertuples(index=False):
+        try:
+            table_of_aus.resolve_emotion(row.emotion)
+        except ValueError as error:
+            raise ValueError(f"id {row.id}: {error}") from None
     missing = [
         row.id for row in table.itertuples(index=False) if not (openface_dir / f"{row.id}.csv").is_file()
     ]
