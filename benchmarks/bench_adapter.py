@@ -1,0 +1,263 @@
+"""MSE-Adapter cost on a real backbone (default: SmolLM2-135M-Instruct), on identical token counts.
+
+    M2SE_CACHE=/tmp/m2se-cache PYTHONPATH=. .venv/bin/python benchmarks/bench_adapter.py --repeats 7
+
+1. Training step: adapter + frozen backbone (forward, backward, AdamW step on the adapter) against forward +
+   backward of the backbone alone on the same token ids (gradients flow to the input embeddings, as they
+   must to reach the adapter). The two are interleaved; the overhead is the median of the per-pair ratios.
+2. Classification inference (MELD label set): samples/s of `predict` against `generate` + parsing the decoded
+   text into a label, on the same batches.
+3. Peak memory: a fresh process per workload (`--workload`) loads the backbone, resets its peak RSS (Linux
+   /proc/self/clear_refs) and reports the peak RSS reached while running the workload twice.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser
+
+from configuration_mse_adapter import MSEAdapterConfig
+from m2se.backbones import smollm2_path
+from modeling_mse_adapter import MSEAdapterForCausalLM
+from processing_mse_adapter import MSEAdapterProcessor
+
+WORKLOADS = ("load", "adapter_train", "backbone_train", "predict", "generate")
+UTTERANCES = [
+    "I honestly did not expect the ending, it was wonderful and I want to watch it again",
+    "This is the worst service I have ever had, nobody answered for an hour",
+    "Well, it is okay I guess, nothing special about it",
+    "Oh my god, you got the job? That is amazing news!",
+]
+
+
+@dataclass
+class BenchmarkArguments:
+    backbone: str | None = field(
+        default=None, metadata={"help": "backbone path (default: SmolLM2-135M-Instruct)"}
+    )
+    batch_size: int = field(default=4)
+    repeats: int = field(default=7, metadata={"help": "timed repetitions per measurement (median reported)"})
+    predict_batches: int = field(default=4, metadata={"help": "batches per inference throughput measurement"})
+    threads: int = field(default=2, metadata={"help": "torch intra-op threads"})
+    workload: str | None = field(
+        default=None, metadata={"help": f"internal: run one of {WORKLOADS} for memory"}
+    )
+
+
+def build(args: BenchmarkArguments, task: str):
+    """Backbone, MELD-preset (classification) or MOSEI-preset (regression) processor, and the model."""
+    path = args.backbone or str(smollm2_path())
+    backbone = AutoModelForCausalLM.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    config = MSEAdapterConfig.from_paper_preset(
+        "meld" if task == "classification" else "mosei",
+        text_config=backbone.config,
+        base_model_name_or_path=path,
+    )
+    processor = MSEAdapterProcessor.from_adapter_config(tokenizer, config)
+    torch.manual_seed(0)
+    model = MSEAdapterForCausalLM.from_language_model(backbone, processor, config=config)
+    return backbone, processor, model
+
+
+def make_batch(processor: MSEAdapterProcessor, batch_size: int, with_labels: bool, seed: int = 0):
+    generator = np.random.default_rng(seed)
+    lengths = generator.integers(20, 60, size=(batch_size, 2))
+    audio = [generator.normal(size=(n, processor.audio_feature_dim)) for n in lengths[:, 0]]
+    video = [generator.normal(size=(n, processor.video_feature_dim)) for n in lengths[:, 1]]
+    texts = [UTTERANCES[i % len(UTTERANCES)] for i in range(batch_size)]
+    labels = None
+    if with_labels:
+        labels = (
+            list(generator.integers(0, len(processor.label_names), size=batch_size))
+            if processor.task == "classification"
+            else list(generator.uniform(-3, 3, size=batch_size).round(1))
+        )
+    return processor(text=texts, audio=audio, video=video, labels=labels)
+
+
+def adapter_step(model: MSEAdapterForCausalLM, optimizer: torch.optim.Optimizer, batch) -> Callable[[], None]:
+    def step() -> None:
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def backbone_step(backbone, batch, pseudo_token_id: int) -> Callable[[], None]:
+    """The backbone alone on the same ids (placeholders mapped to a real token); gradients reach the
+    input embeddings."""
+    input_ids = batch["input_ids"].masked_fill(batch["input_ids"] == pseudo_token_id, 0)
+    position_ids = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+
+    def step() -> None:
+        embeds = backbone.get_input_embeddings()(input_ids).detach().requires_grad_(True)
+        loss = backbone(
+            inputs_embeds=embeds,
+            attention_mask=batch["attention_mask"],
+            position_ids=position_ids,
+            labels=batch["labels"],
+        ).loss
+        loss.backward()
+
+    return step
+
+
+def timed(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def generate_and_parse(
+    model: MSEAdapterForCausalLM, processor: MSEAdapterProcessor, batch
+) -> list[str | None]:
+    """The released code's way: free generation, then parse the text (None when it is no class index)."""
+    max_new_tokens = max(len(ids) for ids in model.config.answer_token_ids)
+    generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+    texts = processor.tokenizer.batch_decode(
+        generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
+    )
+    parsed = []
+    for text in texts:
+        index = text.strip()
+        valid = index.isdigit() and int(index) < len(processor.label_names)
+        parsed.append(processor.label_names[int(index)] if valid else None)
+    return parsed
+
+
+def run_training_benchmark(args: BenchmarkArguments) -> dict:
+    backbone, processor, model = build(args, "regression")
+    batch = make_batch(processor, args.batch_size, with_labels=True)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-5, eps=1e-4)
+    model.train()
+    with_adapter = adapter_step(model, optimizer, batch)
+    alone = backbone_step(backbone, batch, processor.pseudo_token_id)
+    with_adapter(), alone()  # warm-up
+    adapter_times, backbone_times = [], []
+    for _ in range(args.repeats):
+        adapter_times.append(timed(with_adapter))
+        backbone_times.append(timed(alone))
+    ratios = [a / b for a, b in zip(adapter_times, backbone_times, strict=True)]
+    return {
+        "tokens_per_step": int(batch["attention_mask"].sum()),
+        "sequence_length": batch["input_ids"].shape[1],
+        "adapter_step_s": statistics.median(adapter_times),
+        "backbone_step_s": statistics.median(backbone_times),
+        "overhead_pct": 100 * (statistics.median(ratios) - 1),
+        "overhead_pct_min_max": (100 * (min(ratios) - 1), 100 * (max(ratios) - 1)),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+def run_inference_benchmark(args: BenchmarkArguments) -> dict:
+    _, processor, model = build(args, "classification")
+    model.eval()
+    batches = [
+        make_batch(processor, args.batch_size, with_labels=False, seed=s) for s in range(args.predict_batches)
+    ]
+    samples = args.batch_size * len(batches)
+    with torch.no_grad():
+        model.predict(**batches[0]), generate_and_parse(model, processor, batches[0])  # warm-up
+        predict_rates, generate_rates, unparsable = [], [], 0
+        for _ in range(args.repeats):
+            predict_rates.append(samples / timed(lambda: [model.predict(**b) for b in batches]))
+            start = time.perf_counter()
+            parsed = [label for b in batches for label in generate_and_parse(model, processor, b)]
+            generate_rates.append(samples / (time.perf_counter() - start))
+            unparsable = sum(label is None for label in parsed)
+    ratios = [p / g for p, g in zip(predict_rates, generate_rates, strict=True)]
+    return {
+        "samples": samples,
+        "predict_samples_per_s": statistics.median(predict_rates),
+        "generate_parse_samples_per_s": statistics.median(generate_rates),
+        "predict_speedup": statistics.median(ratios),
+        "generate_unparsable_of_samples": f"{unparsable}/{samples}",
+    }
+
+
+def peak_rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+
+def run_workload(args: BenchmarkArguments) -> None:
+    """Child process: load, reset the peak RSS, run one workload twice, print the peak RSS in MiB."""
+    task = "classification" if args.workload in ("predict", "generate") else "regression"
+    backbone, processor, model = build(args, task)
+    work: Callable[[], object] = lambda: None  # noqa: E731
+    if args.workload != "load":
+        batch = make_batch(processor, args.batch_size, with_labels=args.workload.endswith("train"))
+        if args.workload == "adapter_train":
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-5)
+            work = adapter_step(model.train(), optimizer, batch)
+        elif args.workload == "backbone_train":
+            work = backbone_step(backbone, batch, processor.pseudo_token_id)
+        elif args.workload == "predict":
+            work = torch.no_grad()(lambda: model.predict(**batch))
+        else:
+            work = torch.no_grad()(lambda: generate_and_parse(model, processor, batch))
+    loaded = peak_rss_mib()
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+    work(), work()
+    print(json.dumps({"loaded_peak_rss_mib": loaded, "peak_rss_mib": peak_rss_mib()}))
+
+
+def measure_memory(args: BenchmarkArguments) -> dict:
+    peaks, loaded = {}, {}
+    for workload in WORKLOADS:
+        command = [
+            sys.executable,
+            __file__,
+            "--workload",
+            workload,
+            "--batch_size",
+            str(args.batch_size),
+            "--threads",
+            str(args.threads),
+        ]
+        if args.backbone:
+            command += ["--backbone", args.backbone]
+        completed = subprocess.run(command, capture_output=True, text=True, check=True)
+        result = json.loads(completed.stdout.strip().splitlines()[-1])
+        peaks[workload], loaded[workload] = result["peak_rss_mib"], result["loaded_peak_rss_mib"]
+    report = {"peak_rss_while_loading_mib": max(loaded.values())}
+    report |= {f"{name}_peak_rss_mib": peaks[name] for name in WORKLOADS}
+    report |= {f"{name}_above_loaded_mib": peaks[name] - peaks["load"] for name in WORKLOADS[1:]}
+    return report
+
+
+def main() -> None:
+    (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
+    torch.set_num_threads(args.threads)
+    if args.workload is not None:
+        if args.workload not in WORKLOADS:
+            raise ValueError(f"--workload must be one of {WORKLOADS}, got {args.workload!r}")
+        run_workload(args)
+        return
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}",
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "training": run_training_benchmark(args),
+        "inference": run_inference_benchmark(args),
+        "memory": measure_memory(args),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
