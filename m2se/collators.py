@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 
+IGNORE_INDEX = -100
+
 
 class _TaskIds:
     def __init__(self, tasks: Sequence[str], default_task: str | None):
@@ -53,6 +55,10 @@ class MSEAdapterCollator:
         )
         if self.with_labels:
             batch["task_ids"] = self.task_ids(rows)
+            # Left padding puts every label at the end: the output layer only needs the last positions (the
+            # one before the first label token predicts it), which saves most of its cost on a large vocabulary.
+            label_columns = batch["labels"].ne(IGNORE_INDEX).any(dim=0).nonzero()
+            batch["logits_to_keep"] = batch["labels"].shape[1] - int(label_columns[0]) + 1
         return batch
 
 

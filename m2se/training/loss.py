@@ -76,9 +76,10 @@ class TaskAwareLoss:
         self, outputs: Any, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
     ) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        # Models that prepend positions of their own (e.g. visual tokens) return longer logits than the labels;
-        # the labels always cover the last positions.
-        logits = logits[:, -labels.shape[1]:, :]
+        # Logits and labels are aligned on their last positions: a model may return logits for fewer positions
+        # (``logits_to_keep``, when every label sits at the end) or for more (positions of its own in front).
+        kept = min(logits.shape[1], labels.shape[1])
+        logits, labels = logits[:, -kept:, :], labels[:, -kept:]
         shifted_logits = logits[:, :-1, :].float()
         shifted_labels = labels[:, 1:].to(shifted_logits.device)
         token_losses = F.cross_entropy(

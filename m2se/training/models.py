@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     LlamaConfig,
     PreTrainedModel,
+    PreTrainedTokenizerFast,
     ViTConfig,
     ViTImageProcessor,
     ViTModel,
@@ -43,11 +45,42 @@ def backbone_path(name: str) -> str:
     return name
 
 
+def _tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer (1,024 tokens, ChatML special tokens) trained on the project's prompts.
+
+    Any text stays encodable (byte level); a small vocabulary keeps the output layer of a tiny model cheap.
+    """
+    from m2se.emt import templates
+
+    corpus = [
+        templates.SYSTEM_PROMPT, templates.FER_QUERY, templates.ERI_QUERY, templates.ECPE_HEADER,
+        templates.ECPE_FOOTER, templates.msa_query("The train arrives at noon."),
+        templates.er_query("The meeting starts on Monday."), "Positive. Negative. Joy. Neutral. Anger. Sadness.",
+        "Surprise. Disgust. Fear. Happy. Eyes narrowing; Slightly puzzled; Brow lowerer; Lip corner puller",
+        "Please predict the sentiment intensity of the above multimodal content in the range [-3.0, 3.0]. "
+        "response: The sentiment is +1.2 -0.4 +0.0 0 1 2 3 4 5 6 7 8 9 <Multimodal> </Multimodal>",
+        "Please recognize the emotion of the above multimodal content from the target set "
+        "<neutral:0, surprise:1, fear:2, sadness:3, joy:4, disgust:5, anger:6>. response: The emotion is",
+    ]
+    specials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(corpus * 4, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=specials[0], eos_token=specials[1], pad_token=specials[2],
+        model_max_length=1024,
+    )
+
+
 def _tiny_llama_path() -> Path:
-    """A 2-layer Llama (width 64) with SmolLM2's tokenizer, seeded, saved once in the cache."""
-    target = default_cache_dir() / "tiny-llama-smollm2-tokenizer"
+    """A 2-layer Llama (width 64) with a 1,024-token tokenizer, seeded, saved once in the cache."""
+    target = default_cache_dir() / "tiny-llama"
     if not (target / "config.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
+        tokenizer = _tiny_tokenizer()
         config = LlamaConfig(
             vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
@@ -114,5 +147,17 @@ def build_emoverse(recipe: Recipe) -> tuple[PreTrainedModel, Any]:
     text_path = backbone_path(recipe.model.backbone)
     lora = {f"lora_{key}": value for key, value in recipe.model.lora.items()}
     model = EmoVerseForConditionalGeneration.from_parts(vision_path, text_path, **lora, **recipe.model.config)
+    _ignore_trainer_state_dict(model)
     processor = EmoVerseProcessor.from_parts(vision_path, text_path, image_seq_length=model.config.image_seq_length)
     return model, processor
+
+
+def _ignore_trainer_state_dict(model: PreTrainedModel) -> None:
+    """Work around ``EmoVerseForConditionalGeneration.save_pretrained`` failing on the ``state_dict=`` argument that
+    ``Trainer`` always passes (None except under ZeRO-3): the model selects its own trained tensors anyway."""
+    save_pretrained = model.save_pretrained
+
+    def save_without_state_dict(save_directory, state_dict=None, **kwargs):
+        return save_pretrained(save_directory, **kwargs)
+
+    model.save_pretrained = save_without_state_dict
