@@ -8,6 +8,7 @@ Hub remote code: this module imports only the standard library, torch, transform
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import struct
@@ -29,6 +30,7 @@ except (
     from configuration_mse_adapter import MSEAdapterConfig
 
 MULTIMODAL_INPUT_NAMES = ("audio_values", "audio_lengths", "video_values", "video_lengths", "utterance_mask")
+_BACKBONE_KWARG_NAMES = ("dtype", "device_map", "attn_implementation")
 _HUB_KWARG_NAMES = (
     "cache_dir",
     "force_download",
@@ -139,6 +141,7 @@ class MSEAdapterPreTrainedModel(PreTrainedModel):
     config_class = MSEAdapterConfig
     base_model_prefix = "adapter"
     main_input_name = "input_ids"
+    supports_gradient_checkpointing = True  # checkpoints the backbone's layers; the adapter is tiny
     _supports_sdpa = True
     _supports_flash_attn = True
 
@@ -324,9 +327,9 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
                 raise ValueError(
                     f"config and processor disagree (config value, processor value): {mismatched}"
                 )
-            config = MSEAdapterConfig(
-                **{**config.to_diff_dict(), **processor_fields, "text_config": config.text_config}
-            )
+            config = copy.deepcopy(config)
+            config.pseudo_token_id = processor_fields["pseudo_token_id"]
+            config.answer_token_ids = processor_fields["answer_token_ids"]
         return cls(config, language_model=language_model)
 
     def embed_inputs(
@@ -586,12 +589,13 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
             if not config.base_model_name_or_path:
                 raise ValueError(
                     f"{pretrained_model_name_or_path} holds only adapter weights and "
-                    "config.base_model_name_or_path "
-                    "is not set; pass language_model= (the backbone it was trained on)"
+                    "config.base_model_name_or_path is not set; pass language_model= (the backbone it was "
+                    "trained on)"
                 )
             backbone_kwargs = dict(language_model_kwargs or {})
-            if "dtype" in kwargs:
-                backbone_kwargs.setdefault("dtype", kwargs["dtype"])
+            for name in _BACKBONE_KWARG_NAMES:
+                if name in kwargs:
+                    backbone_kwargs.setdefault(name, kwargs[name])
             language_model = AutoModelForCausalLM.from_pretrained(
                 config.base_model_name_or_path, **backbone_kwargs
             )
@@ -605,8 +609,14 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
                 f"{weights_file} does not match the adapter: missing {missing_adapter}, "
                 f"unexpected {unexpected}"
             )
-        device = language_model.get_input_embeddings().weight.device
-        model.adapter.to(device=device, dtype=kwargs.get("dtype", model.adapter.dtype))
+        embedding_weight = language_model.get_input_embeddings().weight
+        # The adapter follows the backbone's device; its dtype changes only when one is asked for explicitly.
+        dtype = kwargs.get("dtype")
+        if dtype == "auto":
+            dtype = embedding_weight.dtype
+        elif isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        model.adapter.to(device=embedding_weight.device, dtype=dtype)
         model.freeze_language_model()
         return model.eval()
 

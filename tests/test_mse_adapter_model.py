@@ -307,3 +307,27 @@ def test_backbone_of_a_different_width_is_rejected(tiny_lm_factory, processor):
         ValueError, match=r"language_model has width 64 but config\.text_config\.hidden_size is 128"
     ):
         MSEAdapterForCausalLM(config, language_model=tiny_lm_factory("llama"))
+
+
+def test_activation_checkpointing_gives_the_same_adapter_gradients(tiny_lm_factory, processor):
+    torch.manual_seed(0)
+    model = MSEAdapterForCausalLM.from_language_model(tiny_lm_factory("llama"), processor)
+    batch = make_batch(processor, labels=[0, 1, 2])
+    model.train()
+    model(**batch).loss.backward()
+    plain = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    model.activation_checkpointing_enable()
+    model(**batch).loss.backward()
+    for name, grad in plain.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad)
+
+
+def test_adapter_only_reload_in_bfloat16_follows_the_requested_dtype(tmp_path, tiny_lm_factory, processor):
+    tiny_lm_factory("llama").save_pretrained(tmp_path / "backbone")
+    backbone = AutoModelForCausalLM.from_pretrained(tmp_path / "backbone")
+    MSEAdapterForCausalLM.from_language_model(backbone, processor).save_pretrained(tmp_path / "adapter")
+    reloaded = MSEAdapterForCausalLM.from_pretrained(tmp_path / "adapter", dtype=torch.bfloat16)
+    assert reloaded.adapter.dtype == reloaded.language_model.dtype == torch.bfloat16
+    assert not any(p.requires_grad for p in reloaded.language_model.parameters())
+    assert set(reloaded.predict(**make_batch(processor))) <= set(LABELS)
