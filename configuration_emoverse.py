@@ -12,9 +12,9 @@ from typing import ClassVar, Literal
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-# A two-block timm ViT-Tiny on 32 x 32 inputs: buildable offline from its config alone (no pretrained weights
-# exist
-# here), which is what the tests and demos use. Users with Hub access pass a real encoder to `from_parts`.
+# A two-block timm ViT-Tiny on 32 x 32 inputs: buildable offline from its config alone (no pretrained
+# weights exist here), which is what the tests and demos use. Users with Hub access pass a real encoder to
+# `from_parts`.
 DEFAULT_VISION_CONFIG = {
     "architecture": "vit_tiny_patch16_224",
     "model_args": {"img_size": 32, "depth": 2},
@@ -138,10 +138,8 @@ class EmoVerseConfig(PretrainedConfig):
         if self.num_vision_prefix_tokens is None and layout is not None:
             self.num_vision_prefix_tokens = layout[1]
         if self.image_seq_length is None and layout is not None:
-            num_patches, num_prefix = layout
-            self.image_seq_length = num_patches + (
-                num_prefix if self.vision_feature_select_strategy == "full" else 0
-            )
+            full = self.vision_feature_select_strategy == "full"
+            self.image_seq_length = layout[0] + (self.num_vision_prefix_tokens if full else 0)
         if self.image_seq_length is not None and self.image_seq_length <= 0:
             raise ValueError(f"image_seq_length must be positive, got {self.image_seq_length}")
         # The LLM's own tying decides (SmolLM2 ties lm_head to the input embeddings).

@@ -1,6 +1,5 @@
 """EmoVerse (M2SE, arXiv 2412.08049) as a transformers model: frozen vision encoder -> linear projector W_v
--> causal
-LLM with PEFT LoRA, X = [W_v T_v ; T_t] with one block of visual tokens per image or video frame.
+-> causal LLM with PEFT LoRA, X = [W_v T_v ; T_t] with one block of visual tokens per image or video frame.
 
 Hub remote code: imports only transformers, torch, the standard library, its sibling modules and (lazily)
 `peft`, which transformers' own `add_adapter` needs for the LoRA layers.
@@ -87,9 +86,8 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
     """Frozen `vision_tower`, trainable `multi_modal_projector` (W_v), `language_model` with LoRA adapters.
 
     `model.save_pretrained(d)` writes the trained parts (projector + LoRA) and a config naming the base
-    encoder and
-    LLM; `model.save_pretrained(d, merged=True)` writes every weight with LoRA merged in. `from_pretrained`
-    restores either and re-freezes the vision tower and the LLM's base weights.
+    encoder and LLM; `model.save_pretrained(d, merged=True)` writes every weight with LoRA merged in.
+    `from_pretrained` restores either and re-freezes the vision tower and the LLM's base weights.
     """
 
     def __init__(
@@ -124,27 +122,26 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         image_token_id: int | None = None,
         config: EmoVerseConfig | None = None,
         dtype: torch.dtype | None = None,
+        trust_remote_code: bool = False,
         **config_kwargs,
     ) -> EmoVerseForConditionalGeneration:
         """Build EmoVerse from a separately pretrained vision encoder and causal LM.
 
         Args:
-            vision_model: a name/path for `AutoModel.from_pretrained` (recorded in the config, so a
-                checkpoint of
-                the trained parts can reload it), or a vision config (randomly initialised encoder; such a
-                model can only be saved with `merged=True`).
-            text_model_name_or_path: a name/path for `AutoModelForCausalLM.from_pretrained` and
-            `AutoTokenizer`.
+            vision_model: a name/path for `AutoModel.from_pretrained` (recorded in the config, so that a
+                checkpoint of the trained parts can reload it), a loaded model, or a vision config (a randomly
+                initialised encoder; such a model can only be saved with `merged=True`).
+            text_model_name_or_path: a name/path for `AutoModelForCausalLM` and `AutoTokenizer`.
             image_token_id: id of the image placeholder; by default the id of `config.image_token` in the
-                LLM's
-                tokenizer, or `len(tokenizer)` (the id [`EmoVerseProcessor.from_parts`] gives it when it adds
-                it).
-            config: an `EmoVerseConfig` to start from (its two sub-configs are replaced by the loaded parts').
+                LLM's tokenizer, or `len(tokenizer)`: the id [`EmoVerseProcessor.from_parts`] gives it.
+            config: an `EmoVerseConfig` to start from (its sub-configs are replaced by the loaded parts').
             dtype: dtype of both parts.
-            config_kwargs: other `EmoVerseConfig` fields (`lora_r`, `vision_feature_layer`,
-            `image_seq_length`...).
+            trust_remote_code: passed to the loaders (InternViT, InternLM-2.5 are remote code on the Hub).
+            config_kwargs: other `EmoVerseConfig` fields (`lora_r`, `vision_feature_layer`...).
         """
-        load_kwargs = {"dtype": dtype} if dtype is not None else {}
+        load_kwargs = {"trust_remote_code": trust_remote_code}
+        if dtype is not None:
+            load_kwargs["dtype"] = dtype
         vision_model_name_or_path = None
         if isinstance(vision_model, (str, os.PathLike)):
             vision_model_name_or_path = str(vision_model)
@@ -172,9 +169,15 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         ):
             config_fields.pop(derived, None)
         config_fields.update(config_kwargs)
+        timm_model = getattr(vision_tower, "timm_model", None)
+        if config is None and timm_model is not None and "num_vision_prefix_tokens" not in config_kwargs:
+            # the built timm model knows its class/register tokens (SigLIP-GAP towers have none)
+            config_fields["num_vision_prefix_tokens"] = timm_model.num_prefix_tokens
         image_token = config_fields.get("image_token", EmoVerseConfig.image_token)
         if image_token_id is None:
-            tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path)
+            tokenizer = AutoTokenizer.from_pretrained(
+                text_model_name_or_path, trust_remote_code=trust_remote_code
+            )
             known_id = tokenizer.convert_tokens_to_ids(image_token)
             image_token_id = (
                 known_id if known_id != tokenizer.unk_token_id and known_id is not None else len(tokenizer)
@@ -240,9 +243,8 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             features = features[:, self.config.num_vision_prefix_tokens or 0 :]
         if features.shape[1] != self.config.image_seq_length:
             raise ValueError(
-                f"the vision encoder gave {features.shape[1]} tokens per image but "
-                "config.image_seq_length is "
-                f"{self.config.image_seq_length}; set image_seq_length / num_vision_prefix_tokens to "
+                f"the vision encoder gave {features.shape[1]} tokens per image but config.image_seq_length "
+                f"is {self.config.image_seq_length}; set image_seq_length / num_vision_prefix_tokens to "
                 "match the encoder"
             )
         return self.multi_modal_projector(features.to(self.multi_modal_projector.weight.dtype))
@@ -338,8 +340,8 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         }
 
     def save_pretrained(self, save_directory: str | os.PathLike, merged: bool = False, **kwargs) -> None:
-        """Save the trained parts (projector + LoRA, default) or, with `merged=True`, all weights with LoRA
-        merged.
+        """Save the trained parts (projector + LoRA, default) or, with `merged=True`, all weights with
+        LoRA merged in.
 
         The config always names the base encoder and LLM. A trained-parts checkpoint needs both to be
         loadable by name/path when it is reloaded.
@@ -356,8 +358,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             if missing:
                 raise ValueError(
                     f"saving only the trained parts needs the base models' names/paths, but {missing} is "
-                    "unset "
-                    "(the part was built from a config); save with merged=True or build with "
+                    "unset (the part was built from a config); save with merged=True or build with "
                     "from_parts(<name/path>)"
                 )
             state_dict = self._trained_state_dict()
@@ -396,6 +397,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
                 image_token_id=config.image_token_id,
                 config=config,
                 dtype=kwargs.get("dtype"),
+                trust_remote_code=kwargs.get("trust_remote_code", False),
             )
             weights_file = cached_file(pretrained_model_name_or_path, WEIGHTS_NAME)
             trained = load_state_dict(weights_file)
@@ -403,8 +405,8 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             if set(trained) != expected:
                 raise ValueError(
                     f"{weights_file} should hold exactly the projector and LoRA weights of this config; "
-                    "missing "
-                    f"{sorted(expected - set(trained))[:5]}, unexpected {sorted(set(trained) - expected)[:5]}"
+                    f"missing {sorted(expected - set(trained))[:5]}, "
+                    f"unexpected {sorted(set(trained) - expected)[:5]}"
                 )
             model.load_state_dict(trained, strict=False)
             model.eval()

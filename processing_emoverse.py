@@ -343,8 +343,8 @@ class EmoVerseProcessor(ProcessorMixin):
                 query = query.replace(VIDEO_TAG, block.rstrip("\n"), 1)
         else:
             raise ValueError(
-                f"EMT record {index} has {len(videos)} video(s) but its query holds {count} {VIDEO_TAG!r} "
-                "tags"
+                f"EMT record {index} has {len(videos)} video(s) but its query holds {count} "
+                f"{VIDEO_TAG!r} tags"
             )
         return query, frames
 

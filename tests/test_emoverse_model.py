@@ -181,3 +181,39 @@ def test_config_built_vision_tower_cannot_be_saved_as_trained_parts(emoverse_par
     model = EmoVerseForConditionalGeneration.from_parts(EmoVerseConfig().vision_config, text_dir)
     with pytest.raises(ValueError, match="merged=True"):
         model.save_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("model_args", "selection", "tokens_per_image"),
+    [
+        ({}, {"vision_feature_select_strategy": "full"}, 5),  # 4 patches + CLS
+        ({}, {"vision_feature_layer": 0}, 4),  # timm intermediate layer: patch map only
+        ({"reg_tokens": 2}, {}, 4),  # CLS + 2 register tokens dropped
+        ({"reg_tokens": 2}, {"vision_feature_select_strategy": "full"}, 7),
+    ],
+)
+def test_vision_feature_selection(emoverse_parts, tmp_path, model_args, selection, tokens_per_image):
+    import timm
+    from PIL import Image
+    from transformers import AutoModel, TimmWrapperConfig
+
+    from modeling_emoverse import EmoVerseForConditionalGeneration
+    from processing_emoverse import EmoVerseProcessor
+
+    _, text_dir = emoverse_parts
+    args = {"img_size": 32, "depth": 2, **model_args}
+    timm_model = timm.create_model("vit_tiny_patch16_224", pretrained=False, **args)
+    vision_config = TimmWrapperConfig(
+        architecture="vit_tiny_patch16_224",
+        model_args=args,
+        pretrained_cfg={**timm_model.pretrained_cfg, "input_size": (3, 32, 32)},
+    )
+    AutoModel.from_config(vision_config).save_pretrained(tmp_path / "vit")
+    model = EmoVerseForConditionalGeneration.from_parts(tmp_path / "vit", text_dir, **selection)
+    assert model.config.image_seq_length == tokens_per_image
+    processor = EmoVerseProcessor.from_parts(
+        tmp_path / "vit", text_dir, image_seq_length=tokens_per_image, max_length=256
+    )
+    batch = processor(text=["<image> hi"], images=[Image.new("RGB", (40, 40), (5, 6, 7))])
+    output = model(**batch)
+    assert output.image_hidden_states.shape[:2] == (1, tokens_per_image)
