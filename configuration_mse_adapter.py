@@ -100,15 +100,13 @@ def default_task_prompt(
 
 
 def format_regression_label(value: float) -> str:
-    """The released label format: one decimal, explicit sign for non-negative values (`+1.2`, `-0.4`,
-    `+0.0`)."""
+    """The released label format: one decimal and a sign, also for 0 (`+1.2`, `-0.4`, `+0.0`)."""
     rounded = round(float(value), 1)
     return f"{rounded:+.1f}" if rounded != 0 else "+0.0"
 
 
 def regression_answers(value_range: tuple[float, float]) -> list[str]:
-    """Every value the regression grammar can produce: the one-decimal values inside `value_range`,
-    ascending."""
+    """Every value the regression grammar can produce: the one-decimal values in `value_range`, ascending."""
     low, high = value_range
     first, last = math.ceil(round(low * 10, 6)), math.floor(round(high * 10, 6))
     return [format_regression_label(step / 10) for step in range(first, last + 1)]
@@ -116,47 +114,47 @@ def regression_answers(value_range: tuple[float, float]) -> list[str]:
 
 class MSEAdapterConfig(PretrainedConfig):
     r"""
-    Configuration of [`MSEAdapterModel`] (the plug-in) and [`MSEAdapterForCausalLM`] (plug-in + frozen causal
-    LM).
+    Configuration of [`MSEAdapterModel`] (the plug-in) and [`MSEAdapterForCausalLM`] (plug-in + frozen LLM).
 
     Args:
         text_config (`dict` or `PretrainedConfig`, *optional*):
-            Config of the frozen backbone. A dict needs a `model_type`. For a backbone whose code lives on the
-            Hub
-            (`trust_remote_code=True`), an unknown `model_type` is kept as a generic `PretrainedConfig`
-            holding all
-            its fields (enough for the width `hidden_size`); such a backbone is then always loaded from
-            `base_model_name_or_path` with `trust_remote_code=True` or passed as `language_model=`, never
-            rebuilt
-            from this config.
+            Config of the frozen backbone; a dict needs a `model_type`. For a backbone whose code lives on the
+            Hub (`trust_remote_code=True`), the unknown `model_type` is kept as `backbone_model_type` in a
+            generic `PretrainedConfig` holding all its fields (enough for the width `hidden_size`). Such a
+            backbone is never rebuilt from this config: it is passed as `language_model=` or loaded from
+            `base_model_name_or_path` with `language_model_kwargs={"trust_remote_code": True}`.
         base_model_name_or_path (`str`, *optional*):
-            Path or Hub id of the backbone, used by `MSEAdapterForCausalLM.from_pretrained` on adapter-only
+            Path or Hub id of the backbone; `MSEAdapterForCausalLM.from_pretrained` loads it for adapter-only
             folders.
-        audio_feature_dim / video_feature_dim (`int`): feature width of each audio / video frame.
-        audio_hidden_size / video_hidden_size (`int`): hidden size of each modality's 1-layer LSTM.
-        fusion_size (`int`, defaults to 256): width of the Text-Guide-Mixer fusion space.
-        msf_ratios (`list[int]`, defaults to `(8, 32, 16)`): the three Multi-Scale-Fusion branches use width
-            `hidden_size // k`.
-        num_pseudo_tokens (`int`, defaults to 4): number of pseudo tokens the adapter places into the LLM
-        input.
-        task (`str`): `"regression"` (sentiment intensity) or `"classification"` (emotion labels).
-        label_names (`list[str]`, *optional*): class names, required for classification; the target text of
-        class
-            `i` is the string `str(i)` (released format).
-        value_range (`tuple[float, float]`, *optional*): inclusive range of regression targets, required for
-            regression; predictions are always inside it.
-        task_prompt (`str`, *optional*): text after the multimodal block; defaults to the paper's prompt for
-        the
-            task and language (see `default_task_prompt`).
-        language (`str`): `"en"` or `"zh"` (selects the `<Multimodal>` / `<多模态>` markers and the default
-        prompt).
-        pseudo_token_id (`int`, *optional*): id of the `<pseudo>` placeholder in the processor's tokenizer. It
-        may lie
-            outside the backbone vocabulary: the model never looks it up in the embedding table.
-        answer_token_ids (`list[list[int]]`, *optional*): token ids of every admissible answer followed by
-        EOS, in
-            class order (classification) or ascending value order (regression); what `predict` decodes over.
-            Filled from the processor by `MSEAdapterForCausalLM.from_language_model`.
+        audio_feature_dim / video_feature_dim (`int`):
+            Feature width of each audio / video frame.
+        audio_hidden_size / video_hidden_size (`int`):
+            Hidden size of each modality's 1-layer LSTM.
+        fusion_size (`int`, defaults to 256):
+            Width of the Text-Guide-Mixer fusion space.
+        msf_ratios (`list[int]`, defaults to `(8, 32, 16)`):
+            The three Multi-Scale-Fusion branches have width `hidden_size // k`.
+        num_pseudo_tokens (`int`, defaults to 4):
+            Number of pseudo tokens the adapter writes into the LLM input.
+        task (`str`, defaults to `"regression"`):
+            `"regression"` (sentiment intensity) or `"classification"` (emotion labels).
+        label_names (`list[str]`, *optional*):
+            Class names, required for classification; the target text of class `i` is `str(i)` (released
+            format).
+        value_range (`tuple[float, float]`, defaults to `(-3.0, 3.0)`):
+            Inclusive range of regression targets; predictions always lie inside it.
+        task_prompt (`str`, *optional*):
+            Text after the multimodal block; defaults to the paper's prompt for the task and language (see
+            `default_task_prompt`).
+        language (`str`, defaults to `"en"`):
+            `"en"` or `"zh"`: selects the `<Multimodal>` / `<多模态>` markers and the default prompt.
+        pseudo_token_id (`int`, *optional*):
+            Id of the `<pseudo>` placeholder in the processor's tokenizer. It may lie outside the backbone
+            vocabulary: the model never looks it up in the embedding table.
+        answer_token_ids (`list[list[int]]`, *optional*):
+            Token ids of every admissible answer followed by EOS, in class order (classification) or ascending
+            value order (regression): what `predict` decodes over. Filled from the processor by
+            `MSEAdapterForCausalLM.from_language_model`.
     """
 
     model_type = "mse_adapter"
@@ -264,8 +262,8 @@ class MSEAdapterConfig(PretrainedConfig):
     @classmethod
     def from_paper_preset(cls, dataset: str, backbone: str = "llama2", **kwargs) -> MSEAdapterConfig:
         """Config with the released hyper-parameters of `dataset` ("mosei", "sims-v2", "meld", "cherma") on
-        the paper's
-        `backbone` ("chatglm3", "llama2" or "qwen"); `kwargs` (e.g. `text_config`) override them."""
+        the paper's `backbone` ("chatglm3", "llama2" or "qwen"); `kwargs` (e.g. `text_config`) override
+        them."""
         if dataset not in PAPER_PRESETS:
             raise ValueError(f"dataset must be one of {sorted(PAPER_PRESETS)}, got {dataset!r}")
         if backbone not in PAPER_BACKBONES:

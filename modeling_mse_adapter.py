@@ -1,6 +1,5 @@
 """MSE-Adapter (Yang, Dong, Qiang; AAAI 2025): a plug-in that turns audio/video features and the utterance
-into a few
-pseudo tokens placed in the input of a frozen causal language model.
+into a few pseudo tokens placed in the input of a frozen causal language model.
 
 Hub remote code: this module imports only the standard library, torch, transformers and the other
 `*_mse_adapter.py` modules.
@@ -51,7 +50,7 @@ def check_modality_inputs(
     Args:
         name: "audio" or "video" (used in messages).
         values: `(batch, max_frames, feature_dim)`; `max_frames` may be 0 (modality missing for the whole
-        batch).
+            batch).
         lengths: `(batch,)` integer true lengths, each in `[0, max_frames]`; 0 marks a missing modality.
     """
     if values.ndim != 3:
@@ -114,8 +113,7 @@ class MSEAdapterModalityEncoder(nn.Module):
 
 class MSEAdapterMultiScaleFusion(nn.Module):
     """Three bottleneck branches `Linear(fusion -> d/k) - GELU - Linear(d/k -> fusion)`, merged by a (1, 3)
-    convolution
-    over the stacked branch outputs, then `Linear(fusion -> d)`."""
+    convolution over the stacked branch outputs, then `Linear(fusion -> d)`."""
 
     def __init__(self, fusion_size: int, hidden_size: int, ratios: list[int]):
         super().__init__()
@@ -155,8 +153,7 @@ class MSEAdapterModel(MSEAdapterPreTrainedModel):
     """The plug-in alone: modality encoders, Text-Guide-Mixer (TGM), Multi-Scale-Fusion (MSF) and projector.
 
     Built from the config alone, it has exactly the trainable-parameter count of the released code for the
-    same
-    hyper-parameters (e.g. 2,631,692 for MOSEI at d = 4096).
+    same hyper-parameters (e.g. 2,631,692 for MOSEI at d = 4096).
     """
 
     def __init__(self, config: MSEAdapterConfig):
@@ -194,8 +191,7 @@ class MSEAdapterModel(MSEAdapterPreTrainedModel):
                 utterance pools to zero).
             audio_values / video_values: `(batch, frames, feature_dim)`, right-padded (frames may be 0).
             audio_lengths / video_lengths: `(batch,)` true frame counts; 0 = missing modality, which
-            contributes
-                exactly zero to the fusion `audio * t + video * t`.
+                contributes exactly zero to the fusion `audio * t + video * t`.
 
         Returns:
             `(batch, num_pseudo_tokens, d)` pseudo-token embeddings.
@@ -243,10 +239,8 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
     """MSE-Adapter plugged into a frozen causal language model.
 
     `adapter` (trainable) computes `num_pseudo_tokens` embeddings that replace the `<pseudo>` placeholders of
-    the
-    processor's `input_ids`; `language_model` (any `AutoModelForCausalLM`, frozen, never resized) does the
-    rest.
-    Only the adapter is saved unless `save_pretrained(..., save_language_model=True)`.
+    the processor's `input_ids`; `language_model` (any `AutoModelForCausalLM`, frozen, never resized) does the
+    rest. Only the adapter is saved unless `save_pretrained(..., save_language_model=True)`.
     """
 
     def __init__(self, config: MSEAdapterConfig, language_model: PreTrainedModel | None = None):
@@ -303,8 +297,7 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
             language_model: the frozen backbone (shared, not copied).
             processor: an `MSEAdapterProcessor` whose tokenizer matches `language_model`.
             config: an `MSEAdapterConfig` (e.g. `MSEAdapterConfig.from_paper_preset(...)`) whose task fields
-            must
-                agree with the processor; built from the processor and `config_kwargs` when omitted.
+                must agree with the processor; built from the processor and `config_kwargs` when omitted.
         """
         processor_fields = processor.adapter_config_fields()
         if config is None:
@@ -420,13 +413,12 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
         Args:
             input_ids: `(batch, seq_len)` from `MSEAdapterProcessor` (left-padded).
             attention_mask: `(batch, past + seq_len)`; position ids are derived from it so that left padding
-            gives
-                the same positions in training and in generation.
+                gives the same positions in training and in generation.
             audio_values / video_values: `(batch, frames, feature_dim)`; audio_lengths / video_lengths
-            `(batch,)`.
+                `(batch,)`.
             utterance_mask: `(batch, seq_len)`, 1 on utterance tokens.
             labels: `(batch, seq_len)` with -100 everywhere but the label (+EOS) tokens; the loss covers only
-            those.
+                those.
 
         Returns:
             `CausalLMOutputWithPast` with `loss` (when labels are given) and `logits` `(batch, seq_len,
@@ -484,12 +476,10 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
         """Greedy decoding restricted to the admissible answers; every output is valid by construction.
 
         Classification returns label names: the decoding walks a token trie over the class indices and stops
-        as
-        soon as the prefix identifies one class (one forward pass when every class index is a single token).
-        Regression returns floats: the trie holds every one-decimal value of `value_range` in the released
-        format
-        (`+1.2`), i.e. the sign/digits/point grammar restricted to the range, so the value is always inside
-        it.
+        as soon as the prefix identifies one class (one forward pass when every class index is a single
+        token). Regression returns floats: the trie holds every one-decimal value of `value_range` in the
+        released format (`+1.2`), i.e. the sign/digits/point grammar restricted to the range, so the value is
+        always inside it.
         """
         if labels is not None:
             raise ValueError(
@@ -568,9 +558,8 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
         **kwargs,
     ) -> MSEAdapterForCausalLM:
         """Load a saved adapter; the backbone comes from the folder (if saved with it), from `language_model`
-        (shared,
-        not copied) or from `config.base_model_name_or_path` (loaded with `language_model_kwargs`, e.g.
-        `{"trust_remote_code": True}`, plus `dtype`). The backbone is frozen on every path."""
+        (shared, not copied) or from `config.base_model_name_or_path` (loaded with `language_model_kwargs`,
+        e.g. `{"trust_remote_code": True}`, plus `dtype`). The backbone is frozen on every path."""
         hub_kwargs = {name: kwargs[name] for name in _HUB_KWARG_NAMES if name in kwargs}
         if config is None:
             config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)

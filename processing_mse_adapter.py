@@ -108,8 +108,7 @@ class MSEAdapterProcessor(ProcessorMixin):
         )
 
     def adapter_config_fields(self) -> dict[str, Any]:
-        """The `MSEAdapterConfig` fields this processor determines, including the tokenizer-specific token
-        ids."""
+        """The `MSEAdapterConfig` fields this processor determines, tokenizer-specific token ids included."""
         fields = dict(
             num_pseudo_tokens=self.num_pseudo_tokens,
             task=self.task,
@@ -168,20 +167,19 @@ class MSEAdapterProcessor(ProcessorMixin):
 
         Args:
             text: utterance(s); an utterance longer than `tokenizer.model_max_length` allows is truncated
-            (never
-                the placeholders, the prompt or the label).
+                (never the placeholders, the prompt or the label).
             audio / video: per sample an array-like `(frames, feature_dim)` (numpy, torch or nested lists), or
                 `None` for a missing modality; `None` instead of the list means missing for every sample.
             labels: floats within `value_range` (regression), class names or indices (classification). With
-            labels
-                the label tokens and EOS are appended and `labels` is returned; leave them out for prediction.
+                labels the label tokens and EOS are appended and `labels` is returned; leave them out for
+                prediction.
             return_tensors: only `"pt"`.
 
         Returns:
             `BatchFeature` with `input_ids`, `attention_mask`, `utterance_mask` (all `(batch, seq_len)`, left
             padded), `audio_values` `(batch, max_audio_frames, audio_dim)`, `audio_lengths` `(batch,)`,
-            `video_values`, `video_lengths` and, with labels, `labels` `(batch, seq_len)` (-100 except on the
-            label and EOS tokens).
+            `video_values`, `video_lengths` and, with labels, `labels` `(batch, seq_len)` (-100 except on
+            the label and EOS tokens).
         """
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
@@ -245,8 +243,7 @@ class MSEAdapterProcessor(ProcessorMixin):
         return BatchFeature(data=batch)
 
     def _answer_index(self, label: float | int | str) -> int:
-        """Position of `label` in the admissible answers; ValueError when it lies outside the label set or
-        range."""
+        """Position of `label` among the admissible answers; ValueError outside the label set or range."""
         if self.task == "classification":
             if isinstance(label, str):
                 if label not in self.label_names:
@@ -276,8 +273,8 @@ class MSEAdapterProcessor(ProcessorMixin):
     def _pad_features(
         name: str, samples: Sequence[Any] | None, batch_size: int, feature_dim: int | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-pad per-sample `(frames, feature_dim)` arrays to `(batch, max_frames, feature_dim)` + true
-        lengths."""
+        """Right-pad per-sample `(frames, feature_dim)` arrays to `(batch, max_frames, feature_dim)`; also
+        return the true lengths."""
         if samples is None:
             samples = [None] * batch_size
         if len(samples) != batch_size:
