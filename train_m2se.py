@@ -154,6 +154,9 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
     check_output_dir(output_dir, recipe, args.resume_from_checkpoint, script_args.overwrite_output_dir)
     model, processor, data, plan, collator = build_run(recipe, args)
     args = training_arguments_for(recipe, args, plan)
+    # The Trainer would contact the Hub when it is built and at every save; the finished folder is pushed once.
+    push_to_hub = args.push_to_hub
+    args = dataclasses.replace(args, push_to_hub=False)
     if args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / RUN_FILE).write_text(json.dumps(recipe_to_dict(recipe), indent=2), encoding="utf-8")
@@ -196,7 +199,7 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
     if trainer.is_world_process_zero():
         print_comparison(untrained, trained)
         processor.save_pretrained(output_dir)
-        save_reports(trainer, recipe, plan, tester, trained)
+        save_reports(trainer, recipe, plan, tester, trained, push_to_hub)
     return trained
 
 
@@ -237,7 +240,7 @@ def save_model(trainer: Trainer, recipe: Recipe, full: bool) -> None:
 
 
 def save_reports(trainer: Trainer, recipe: Recipe, plan: CurriculumPlan, tester: Evaluator,
-                 metrics: dict[str, float]) -> None:
+                 metrics: dict[str, float], push_to_hub: bool) -> None:
     """eval_results.json, training_curves.png, confusion_matrix.png (classification), README.md; then the Hub."""
     from m2se.reporting import plot_confusion_matrix, plot_training_curves, write_model_card
 
@@ -268,12 +271,25 @@ def save_reports(trainer: Trainer, recipe: Recipe, plan: CurriculumPlan, tester:
         description=recipe.description,
         training_summary=f"Trained with `train_m2se.py --recipe {recipe.name}`. Curriculum: {stages}.",
     )
-    if trainer.args.push_to_hub:
-        try:
-            trainer.push_to_hub(commit_message=f"train_m2se.py --recipe {recipe.name}")
-        except Exception as error:
-            print(f"push_to_hub failed ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
-                  f"everything is saved locally in {output_dir}", flush=True)
+    if push_to_hub:
+        push_folder(trainer, recipe)
+
+
+def push_folder(trainer: Trainer, recipe: Recipe) -> None:
+    """Upload the output folder (with this card, without checkpoints) to the repo the Trainer's Hub settings name
+    (``--hub_model_id``, ``--hub_token``, ``--hub_private_repo``); a Hub failure leaves the local run complete."""
+    from huggingface_hub import upload_folder
+
+    try:
+        trainer.init_hf_repo()
+        upload_folder(
+            repo_id=trainer.hub_model_id, folder_path=trainer.args.output_dir, token=trainer.args.hub_token,
+            commit_message=f"train_m2se.py --recipe {recipe.name}", ignore_patterns=["checkpoint-*", "synthetic_emt/*"],
+        )
+    except Exception as error:  # noqa: BLE001 - whatever the Hub does, the local run is complete and saved
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        print(f"push_to_hub failed ({type(error).__name__}: {first_line}); everything is saved locally in "
+              f"{trainer.args.output_dir}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
