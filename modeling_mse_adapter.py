@@ -418,7 +418,8 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
                 `(batch,)`.
             utterance_mask: `(batch, seq_len)`, 1 on utterance tokens.
             labels: `(batch, seq_len)` with -100 everywhere but the label (+EOS) tokens; the loss covers only
-                those.
+                those. With `logits_to_keep=k` the loss uses the last `k` positions (enough when every label
+                sits at the end, as with left padding); dropping a supervised token raises an error.
 
         Returns:
             `CausalLMOutputWithPast` with `loss` (when labels are given) and `logits` `(batch, seq_len,
@@ -432,6 +433,8 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
             )
         if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -inputs_embeds.shape[1] :]
+        if labels is not None and isinstance(logits_to_keep, int) and logits_to_keep > 0:
+            labels = self._labels_for_kept_logits(labels, logits_to_keep)
         outputs = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -449,6 +452,21 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+    @staticmethod
+    def _labels_for_kept_logits(labels: torch.Tensor, logits_to_keep: int) -> torch.Tensor:
+        """Labels aligned with logits of the last `logits_to_keep` positions only.
+
+        With left padding every label sits at the end, so keeping the last few logits skips most of the output
+        layer's cost on a large vocabulary; the loss is unchanged as long as no supervised token is dropped.
+        """
+        dropped = labels[:, : labels.shape[1] - logits_to_keep + 1]
+        if (dropped != -100).any():
+            raise ValueError(
+                f"logits_to_keep={logits_to_keep} drops supervised label positions: keep at least the "
+                "position before the first label token"
+            )
+        return labels[:, -logits_to_keep:]
 
     def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs):
         model_inputs = super().prepare_inputs_for_generation(

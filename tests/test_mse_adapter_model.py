@@ -331,3 +331,16 @@ def test_adapter_only_reload_in_bfloat16_follows_the_requested_dtype(tmp_path, t
     assert reloaded.adapter.dtype == reloaded.language_model.dtype == torch.bfloat16
     assert not any(p.requires_grad for p in reloaded.language_model.parameters())
     assert set(reloaded.predict(**make_batch(processor))) <= set(LABELS)
+
+
+def test_keeping_only_the_last_logits_gives_the_same_loss(model, processor):
+    batch = make_batch(processor, labels=["positive", "negative", 1])
+    first_label_column = int((batch["labels"] != IGNORE_INDEX).any(dim=0).nonzero()[0])
+    keep = batch["labels"].shape[1] - first_label_column + 1
+    with torch.no_grad():
+        full = model(**batch)
+        kept = model(**batch, logits_to_keep=keep)
+    assert kept.logits.shape[1] == keep
+    torch.testing.assert_close(kept.loss, full.loss)
+    with pytest.raises(ValueError, match="drops supervised label positions"):
+        model(**batch, logits_to_keep=keep - 1)
