@@ -12,6 +12,7 @@ overrides any other recipe value. See the README section "Training with train_m2
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
 from m2se.collators import EmoVerseCollator, MSEAdapterCollator
 from m2se.training.curriculum import CurriculumPlan, build_curriculum
@@ -113,6 +114,14 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
 
 
 def build_run(recipe: Recipe, args: TrainingArguments) -> tuple[torch.nn.Module, Any, TaskData, CurriculumPlan, Any]:
+    # Reading world_size sets up torch.distributed first: ZeRO-3 partitions the model while loading it.
+    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    if args.deepspeed and torch.distributed.is_initialized():
+        import deepspeed
+
+        # With use_cpu the process group comes from accelerate (gloo); DeepSpeed must adopt it, or ZeRO-3's
+        # partitioned loading sees a world of one process.
+        deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
     data = load_task_data(recipe, Path(args.output_dir))
     if recipe.model.kind == "mse_adapter":
         model, processor = build_mse_adapter(recipe, data)
@@ -120,7 +129,6 @@ def build_run(recipe: Recipe, args: TrainingArguments) -> tuple[torch.nn.Module,
     else:
         model, processor = build_emoverse(recipe)
         collator = EmoVerseCollator(processor, recipe.tasks)
-    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     plan = build_curriculum(data.pools, recipe.stages, global_batch, args.seed)
     return model, processor, data, plan, collator
 
@@ -140,7 +148,20 @@ def training_arguments_for(recipe: Recipe, args: TrainingArguments, plan: Curric
                 metric_for_best_model=recipe.evaluation.metric,
                 greater_is_better=recipe.evaluation.greater_is_better,
             )
-    return dataclasses.replace(args, **updates)
+    return updated(args, **updates)
+
+
+def updated(args: TrainingArguments, **updates: Any) -> TrainingArguments:
+    """A copy of ``args`` with ``updates``; the strategy strings become their enums, as ``__post_init__`` does.
+
+    Not ``dataclasses.replace``: re-running ``__post_init__`` rebuilds the DeepSpeed configuration after the
+    distributed set-up and leaves it with a world size of 1.
+    """
+    enums = {"eval_strategy": IntervalStrategy, "save_strategy": SaveStrategy}
+    new_args = copy.copy(args)
+    for name, value in updates.items():
+        setattr(new_args, name, enums[name](value) if name in enums else value)
+    return new_args
 
 
 def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments) -> dict[str, float]:
@@ -150,13 +171,13 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
         last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
         if last is None:
             raise FileNotFoundError(f"--resume_from_checkpoint last: no checkpoint-* folder in {output_dir}")
-        args = dataclasses.replace(args, resume_from_checkpoint=last)
+        args = updated(args, resume_from_checkpoint=last)
     check_output_dir(output_dir, recipe, args.resume_from_checkpoint, script_args.overwrite_output_dir)
     model, processor, data, plan, collator = build_run(recipe, args)
     args = training_arguments_for(recipe, args, plan)
     # The Trainer would contact the Hub when it is built and at every save; the finished folder is pushed once.
     push_to_hub = args.push_to_hub
-    args = dataclasses.replace(args, push_to_hub=False)
+    args = updated(args, push_to_hub=False)
     if args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / RUN_FILE).write_text(json.dumps(recipe_to_dict(recipe), indent=2), encoding="utf-8")
@@ -194,6 +215,7 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
     if resume is not None:
         restore_callback_state(Path(resume), curriculum)
     trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()  # trainer_state.json with the whole log history
     trained = tester.evaluate()
     save_model(trainer, recipe, script_args.save_full_model)
     if trainer.is_world_process_zero():
@@ -305,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         for seed in seeds:
             output_dir = Path(args.output_dir) / f"seed_{seed}" if len(seeds) > 1 else Path(args.output_dir)
-            results[seed] = run_seed(recipe, script_args, dataclasses.replace(args, seed=seed,
+            results[seed] = run_seed(recipe, script_args, updated(args, seed=seed,
                                                                                output_dir=str(output_dir)))
         if len(seeds) > 1 and args.process_index == 0:
             from m2se.reporting import summarize_seeds
