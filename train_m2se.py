@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Train MSE-Adapter or EmoVerse (M2SE curriculum) with the stock transformers Trainer.
 
-    accelerate launch train_m2se.py                                  # recipes/demo.yaml, offline, CPU friendly
-    accelerate launch train_m2se.py --recipe tiny_emoverse_m2se --output_dir out/tiny
+    accelerate launch train_m2se.py                                  # recipes/demo.yaml, offline, CPU
+    friendly accelerate launch train_m2se.py --recipe tiny_emoverse_m2se --output_dir out/tiny
     torchrun --nproc_per_node 8 train_m2se.py --recipe emoverse_m2se --deepspeed configs/deepspeed/zero2.json
     python train_m2se.py --recipe mse_adapter_mosei --seeds 1111,2222,3333,4444,5555 --set model.backbone=...
 
-Every ``TrainingArguments`` flag works and wins over the recipe's ``training`` section; ``--set key.path=value``
-overrides any other recipe value. See the README section "Training with train_m2se.py".
+Every ``TrainingArguments`` flag works and wins over the recipe's ``training`` section; ``--set
+key.path=value`` overrides any other recipe value. See the README section "Training with train_m2se.py".
 """
 
 from __future__ import annotations
@@ -45,23 +45,31 @@ RUN_MARKERS = (RUN_FILE, "trainer_state.json", "eval_results.json", CURRICULUM_F
 class M2SEArguments:
     """Arguments of train_m2se.py besides the stock ``TrainingArguments``."""
 
-    recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "Bundled recipe name or path to a YAML recipe."})
+    recipe: str = field(
+        default=DEFAULT_RECIPE, metadata={"help": "Bundled recipe name or path to a YAML recipe."}
+    )
     set: list[str] = field(
         default_factory=list,
-        metadata={"help": "Recipe overrides key.path=value, e.g. --set stages.1.rates.msa=0.05 model.lora.r=16"},
+        metadata={
+            "help": "Recipe overrides key.path=value, e.g. --set stages.1.rates.msa=0.05 model.lora.r=16"
+        },
     )
     seeds: str | None = field(
         default=None,
-        metadata={"help": "Comma-separated seeds run one after another (e.g. 1111,2222,3333,4444,5555); "
-                          "writes seeds_summary.json and seeds_summary.md. Default: the recipe's seeds if "
-                          "--seeds all, else --seed."},
+        metadata={
+            "help": "Comma-separated seeds run one after another (e.g. 1111,2222,3333,4444,5555); "
+            "writes seeds_summary.json and seeds_summary.md. Default: the recipe's seeds if "
+            "--seeds all, else --seed."
+        },
     )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Allow an output folder that already holds another run."}
     )
     save_full_model: bool = field(
         default=False,
-        metadata={"help": "Also save the frozen backbone (MSE-Adapter) / merge LoRA into the LLM (EmoVerse)."},
+        metadata={
+            "help": "Also save the frozen backbone (MSE-Adapter) / merge LoRA into the LLM (EmoVerse)."
+        },
     )
     skip_untrained_eval: bool = field(
         default=False, metadata={"help": "Do not score the untrained model on the test rows before training."}
@@ -94,13 +102,16 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
     if resume is not None:
         checkpoint = Path(resume)
         if not (checkpoint / "trainer_state.json").is_file():
-            raise FileNotFoundError(f"--resume_from_checkpoint {resume}: no trainer_state.json in that folder")
+            raise FileNotFoundError(
+                f"--resume_from_checkpoint {resume}: no trainer_state.json in that folder"
+            )
         run_file = checkpoint.parent / RUN_FILE
         saved = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else None
         if saved is None or saved != recipe_to_dict(recipe):
             saved_name = saved["name"] if saved else "unknown (no m2se_run.json beside it)"
             raise ValueError(
-                f"--resume_from_checkpoint {resume} belongs to recipe {saved_name} with other settings; this run "
+                f"--resume_from_checkpoint {resume} belongs to recipe {saved_name} with other settings; this "
+                "run "
                 f"is recipe {recipe.name!r}: resume with the same recipe and overrides"
             )
         return
@@ -113,7 +124,9 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
         )
 
 
-def build_run(recipe: Recipe, args: TrainingArguments) -> tuple[torch.nn.Module, Any, TaskData, CurriculumPlan, Any]:
+def build_run(
+    recipe: Recipe, args: TrainingArguments
+) -> tuple[torch.nn.Module, Any, TaskData, CurriculumPlan, Any]:
     # Reading world_size sets up torch.distributed first: ZeRO-3 partitions the model while loading it.
     global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     if args.deepspeed and torch.distributed.is_initialized():
@@ -133,10 +146,14 @@ def build_run(recipe: Recipe, args: TrainingArguments) -> tuple[torch.nn.Module,
     return model, processor, data, plan, collator
 
 
-def training_arguments_for(recipe: Recipe, args: TrainingArguments, plan: CurriculumPlan) -> TrainingArguments:
+def training_arguments_for(
+    recipe: Recipe, args: TrainingArguments, plan: CurriculumPlan
+) -> TrainingArguments:
     """The curriculum decides the number of steps, the sampling order and (with a metric) when to evaluate."""
     updates: dict[str, Any] = dict(
-        max_steps=plan.total_steps, train_sampling_strategy="sequential", remove_unused_columns=False,
+        max_steps=plan.total_steps,
+        train_sampling_strategy="sequential",
+        remove_unused_columns=False,
     )
     if recipe.evaluation.metric is not None and args.eval_strategy == "no":
         steps_per_epoch = plan.stages[0].steps_per_epoch
@@ -144,7 +161,9 @@ def training_arguments_for(recipe: Recipe, args: TrainingArguments, plan: Curric
         if recipe.evaluation.patience is not None:
             # Early stopping keeps the best checkpoint, so checkpoints follow the evaluations.
             updates.update(
-                save_strategy="steps", save_steps=steps_per_epoch, load_best_model_at_end=True,
+                save_strategy="steps",
+                save_steps=steps_per_epoch,
+                load_best_model_at_end=True,
                 metric_for_best_model=recipe.evaluation.metric,
                 greater_is_better=recipe.evaluation.greater_is_better,
             )
@@ -152,7 +171,8 @@ def training_arguments_for(recipe: Recipe, args: TrainingArguments, plan: Curric
 
 
 def updated(args: TrainingArguments, **updates: Any) -> TrainingArguments:
-    """A copy of ``args`` with ``updates``; the strategy strings become their enums, as ``__post_init__`` does.
+    """A copy of ``args`` with ``updates``; the strategy strings become their enums, as ``__post_init__``
+    does.
 
     Not ``dataclasses.replace``: re-running ``__post_init__`` rebuilds the DeepSpeed configuration after the
     distributed set-up and leaves it with a world size of 1.
@@ -175,7 +195,8 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
     check_output_dir(output_dir, recipe, args.resume_from_checkpoint, script_args.overwrite_output_dir)
     model, processor, data, plan, collator = build_run(recipe, args)
     args = training_arguments_for(recipe, args, plan)
-    # The Trainer would contact the Hub when it is built and at every save; the finished folder is pushed once.
+    # The Trainer would contact the Hub when it is built and at every save; the finished folder is pushed
+    # once.
     push_to_hub = args.push_to_hub
     args = updated(args, push_to_hub=False)
     if args.process_index == 0:
@@ -186,7 +207,10 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
     loss.attach(model)
     warmup = args.warmup_steps if args.warmup_steps < 1 else args.warmup_steps / plan.total_steps
     curriculum = M2SECurriculumCallback(
-        plan.stages, loss, schedule_per_stage=recipe.schedule_per_stage and len(plan.stages) > 1, warmup=warmup
+        plan.stages,
+        loss,
+        schedule_per_stage=recipe.schedule_per_stage and len(plan.stages) > 1,
+        warmup=warmup,
     )
     callbacks: list = [curriculum]
     if recipe.evaluation.patience is not None:
@@ -194,8 +218,12 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
     eval_rows = _cap(data.eval_rows, recipe.evaluation.max_samples)
     test_rows = _cap(data.test_rows, recipe.evaluation.max_samples)
     batch_size = args.per_device_eval_batch_size
-    evaluator = Evaluator(model, processor, eval_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens)
-    tester = Evaluator(model, processor, test_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens)
+    evaluator = Evaluator(
+        model, processor, eval_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens
+    )
+    tester = Evaluator(
+        model, processor, test_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens
+    )
     trainer = Trainer(
         model=model,
         args=args,
@@ -244,7 +272,11 @@ def restore_callback_state(checkpoint: Path, curriculum: M2SECurriculumCallback)
 
 def print_comparison(untrained: dict[str, float] | None, trained: dict[str, float]) -> None:
     """A table of the held-out test metrics before and after training."""
-    rows = [f"{'metric':<22}{'untrained':>12}{'trained':>12}"] if untrained else [f"{'metric':<22}{'trained':>12}"]
+    rows = (
+        [f"{'metric':<22}{'untrained':>12}{'trained':>12}"]
+        if untrained
+        else [f"{'metric':<22}{'trained':>12}"]
+    )
     for key, value in trained.items():
         before = f"{untrained[key]:>12.4f}" if untrained else ""
         rows.append(f"{key:<22}{before}{value:>12.4f}")
@@ -261,16 +293,26 @@ def save_model(trainer: Trainer, recipe: Recipe, full: bool) -> None:
         trainer.model.save_pretrained(trainer.args.output_dir, **flag)
 
 
-def save_reports(trainer: Trainer, recipe: Recipe, plan: CurriculumPlan, tester: Evaluator,
-                 metrics: dict[str, float], push_to_hub: bool) -> None:
-    """eval_results.json, training_curves.png, confusion_matrix.png (classification), README.md; then the Hub."""
+def save_reports(
+    trainer: Trainer,
+    recipe: Recipe,
+    plan: CurriculumPlan,
+    tester: Evaluator,
+    metrics: dict[str, float],
+    push_to_hub: bool,
+) -> None:
+    """eval_results.json, training_curves.png, confusion_matrix.png (classification), README.md; then the
+    Hub."""
     from m2se.reporting import plot_confusion_matrix, plot_training_curves, write_model_card
 
     output_dir = Path(trainer.args.output_dir)
     model = trainer.model
-    (output_dir / "eval_results.json").write_text(json.dumps({f"test_{k}": v for k, v in metrics.items()}, indent=2))
+    (output_dir / "eval_results.json").write_text(
+        json.dumps({f"test_{k}": v for k, v in metrics.items()}, indent=2)
+    )
     plot_training_curves(
-        trainer.state.log_history, [(stage.name, stage.start_step) for stage in plan.stages],
+        trainer.state.log_history,
+        [(stage.name, stage.start_step) for stage in plan.stages],
         output_dir / "training_curves.png",
     )
     label_names = getattr(model.config, "label_names", None) if recipe.model.kind == "mse_adapter" else None
@@ -285,7 +327,7 @@ def save_reports(trainer: Trainer, recipe: Recipe, plan: CurriculumPlan, tester:
         output_dir,
         model_name=output_dir.name,
         base_model=recipe.model.backbone,
-        datasets=[recipe.data.source] + sorted(recipe.data.paths.values()),
+        datasets=[recipe.data.source, *sorted(recipe.data.paths.values())],
         recipe_name=recipe.name,
         task="text-generation",
         task_name="Multimodal sentiment analysis" if recipe.tasks[0] == "msa" else "Emotion recognition",
@@ -298,20 +340,27 @@ def save_reports(trainer: Trainer, recipe: Recipe, plan: CurriculumPlan, tester:
 
 
 def push_folder(trainer: Trainer, recipe: Recipe) -> None:
-    """Upload the output folder (with this card, without checkpoints) to the repo the Trainer's Hub settings name
-    (``--hub_model_id``, ``--hub_token``, ``--hub_private_repo``); a Hub failure leaves the local run complete."""
+    """Upload the output folder (with this card, without checkpoints) to the repo named by the Trainer's Hub
+    settings (``--hub_model_id``, ``--hub_token``, ``--hub_private_repo``); a Hub failure leaves the local run
+    complete."""
     from huggingface_hub import upload_folder
 
     try:
         trainer.init_hf_repo()
         upload_folder(
-            repo_id=trainer.hub_model_id, folder_path=trainer.args.output_dir, token=trainer.args.hub_token,
-            commit_message=f"train_m2se.py --recipe {recipe.name}", ignore_patterns=["checkpoint-*", "synthetic_emt/*"],
+            repo_id=trainer.hub_model_id,
+            folder_path=trainer.args.output_dir,
+            token=trainer.args.hub_token,
+            commit_message=f"train_m2se.py --recipe {recipe.name}",
+            ignore_patterns=["checkpoint-*", "synthetic_emt/*"],
         )
-    except Exception as error:  # noqa: BLE001 - whatever the Hub does, the local run is complete and saved
+    except Exception as error:
         first_line = (str(error).splitlines() or [""])[0][:200]
-        print(f"push_to_hub failed ({type(error).__name__}: {first_line}); everything is saved locally in "
-              f"{trainer.args.output_dir}", flush=True)
+        print(
+            f"push_to_hub failed ({type(error).__name__}: {first_line}); everything is saved locally in "
+            f"{trainer.args.output_dir}",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -327,8 +376,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         for seed in seeds:
             output_dir = Path(args.output_dir) / f"seed_{seed}" if len(seeds) > 1 else Path(args.output_dir)
-            results[seed] = run_seed(recipe, script_args, updated(args, seed=seed,
-                                                                               output_dir=str(output_dir)))
+            results[seed] = run_seed(
+                recipe, script_args, updated(args, seed=seed, output_dir=str(output_dir))
+            )
         if len(seeds) > 1 and args.process_index == 0:
             from m2se.reporting import summarize_seeds
 

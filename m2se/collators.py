@@ -31,11 +31,12 @@ class _TaskIds:
 
 
 class MSEAdapterCollator:
-    """Rows of the standard multimodal schema (``text``, ``audio``, ``video``, ``label``) -> MSE-Adapter batch.
+    """Rows of the standard multimodal schema (``text``, ``audio``, ``video``, ``label``) -> MSE-Adapter
+    batch.
 
     Args:
-        processor: an ``MSEAdapterProcessor``.
-        tasks: the run's task list (``task_ids`` index into it); rows without a ``task`` column count as
+        processor: an ``MSEAdapterProcessor``. tasks: the run's task list (``task_ids`` index into it); rows
+        without a ``task`` column count as
             ``tasks[0]``.
         with_labels: False builds prompt-only batches for ``predict`` / ``generate``.
     """
@@ -56,7 +57,8 @@ class MSEAdapterCollator:
         if self.with_labels:
             batch["task_ids"] = self.task_ids(rows)
             # Left padding puts every label at the end: the output layer only needs the last positions (the
-            # one before the first label token predicts it), which saves most of its cost on a large vocabulary.
+            # one before the first label token predicts it), which saves most of its cost on a large
+            # vocabulary.
             label_columns = batch["labels"].ne(IGNORE_INDEX).any(dim=0).nonzero()
             batch["logits_to_keep"] = batch["labels"].shape[1] - int(label_columns[0]) + 1
         return batch
@@ -66,8 +68,7 @@ class EmoVerseCollator:
     """EMT records (``task``, ``query``, ``response``, ``images``/``videos``) -> EmoVerse batch.
 
     Args:
-        processor: an ``EmoVerseProcessor``.
-        tasks: the run's task list (``task_ids`` index into it).
+        processor: an ``EmoVerseProcessor``. tasks: the run's task list (``task_ids`` index into it).
         with_labels: False builds prompt-only, left-padded batches for ``generate``.
     """
 

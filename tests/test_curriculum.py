@@ -54,7 +54,9 @@ def test_task_aware_loss_equals_the_models_loss_without_weighting(tiny_lm_factor
     model = tiny_lm_factory("llama")
     loss = TaskAwareLoss(TASKS)
     loss.attach(model)
-    batch = ToyCollator(tiny_tokenizer)([{"text": "msa sample one", "task": "msa"}, {"text": "er two", "task": "er"}])
+    batch = ToyCollator(tiny_tokenizer)(
+        [{"text": "msa sample one", "task": "msa"}, {"text": "er two", "task": "er"}]
+    )
     labels = batch.pop("labels")
     with torch.no_grad():
         reference = model(**{k: v for k, v in batch.items() if k != "task_ids"}, labels=labels).loss
@@ -62,7 +64,9 @@ def test_task_aware_loss_equals_the_models_loss_without_weighting(tiny_lm_factor
     assert loss(outputs, labels) == pytest.approx(reference.item(), rel=1e-5)
     num_items = int(labels[:, 1:].ne(-100).sum())
     model(**batch)
-    assert loss(outputs, labels, num_items_in_batch=2 * num_items) == pytest.approx(reference.item() / 2, rel=1e-5)
+    assert loss(outputs, labels, num_items_in_batch=2 * num_items) == pytest.approx(
+        reference.item() / 2, rel=1e-5
+    )
 
 
 def test_task_aware_loss_needs_task_ids(tiny_lm_factory, tiny_tokenizer):
@@ -98,7 +102,9 @@ def test_difficulty_weighting_scales_each_samples_loss(tiny_lm_factory, tiny_tok
     weighted_loss.attach(model)
     weighted_loss.loss_ema = {"msa": 0.0, "er": 1.0}
     weights = weighted_loss.task_weights()
-    batch = ToyCollator(tiny_tokenizer)([{"text": "msa sample one", "task": "msa"}, {"text": "er two", "task": "er"}])
+    batch = ToyCollator(tiny_tokenizer)(
+        [{"text": "msa sample one", "task": "msa"}, {"text": "er two", "task": "er"}]
+    )
     labels = batch.pop("labels")
     with torch.no_grad():
         outputs = model(**batch)
@@ -106,7 +112,7 @@ def test_difficulty_weighting_scales_each_samples_loss(tiny_lm_factory, tiny_tok
         per_sample = []
         for row in range(2):
             plain_loss._task_ids = torch.tensor([row])
-            per_sample.append(plain_loss({"logits": outputs.logits[row:row + 1]}, labels[row:row + 1], 1))
+            per_sample.append(plain_loss({"logits": outputs.logits[row : row + 1]}, labels[row : row + 1], 1))
     expected = weights[0] * per_sample[0] + weights[1] * per_sample[1]
     assert weights[1] > 1 > weights[0]
     assert weighted.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -156,12 +162,27 @@ def run_toy_curriculum(tmp_path, tiny_lm_factory, tiny_tokenizer, max_steps=None
     loss.attach(model)
     callback = M2SECurriculumCallback(plan.stages, loss, schedule_per_stage=True, warmup=0.25)
     args = TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=max_steps or plan.total_steps,
-        learning_rate=1e-2, lr_scheduler_type="cosine", logging_steps=1, report_to=[], use_cpu=True,
-        train_sampling_strategy="sequential", remove_unused_columns=False, save_strategy="no", disable_tqdm=True,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=max_steps or plan.total_steps,
+        learning_rate=1e-2,
+        lr_scheduler_type="cosine",
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        train_sampling_strategy="sequential",
+        remove_unused_columns=False,
+        save_strategy="no",
+        disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=plan.dataset, data_collator=ToyCollator(tiny_tokenizer),
-                      compute_loss_func=loss, callbacks=[callback])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=plan.dataset,
+        data_collator=ToyCollator(tiny_tokenizer),
+        compute_loss_func=loss,
+        callbacks=[callback],
+    )
     trainer.train()
     return plan, trainer, callback
 
@@ -169,7 +190,7 @@ def run_toy_curriculum(tmp_path, tiny_lm_factory, tiny_tokenizer, max_steps=None
 def test_callback_logs_per_task_losses_resets_the_schedule_and_writes_the_file(
     tmp_path, tiny_lm_factory, tiny_tokenizer
 ):
-    plan, trainer, callback = run_toy_curriculum(tmp_path, tiny_lm_factory, tiny_tokenizer)
+    plan, trainer, _ = run_toy_curriculum(tmp_path, tiny_lm_factory, tiny_tokenizer)
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logs) == plan.total_steps == 8
     boundary = plan.stages[0].end_step
@@ -177,7 +198,9 @@ def test_callback_logs_per_task_losses_resets_the_schedule_and_writes_the_file(
     assert {"loss_msa", "loss_fer"} <= set(logs[0]) and "loss_er" not in logs[0]
     assert "loss_fer" not in logs[-1] and "loss_er" in logs[-1]
     rates = [entry["learning_rate"] for entry in logs]
-    assert rates[boundary] < rates[boundary - 2] * 10 and rates[boundary] < rates[boundary + 1]  # warm-up again
+    assert (
+        rates[boundary] < rates[boundary - 2] * 10 and rates[boundary] < rates[boundary + 1]
+    )  # warm-up again
     assert rates[0] == pytest.approx(rates[boundary])
     # The per-task losses, weighted by tokens, give back the Trainer's loss of the step.
     written = json.loads((tmp_path / CURRICULUM_FILE).read_text())

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 from safetensors.torch import load_file
 
-from conftest import REPO_ROOT
-
-import train_m2se  # noqa: E402  (the repository root is on sys.path through conftest)
+import train_m2se
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +26,16 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_tiny_run_writes_a_complete_output_folder(tiny_run):
     names = {path.name for path in tiny_run.iterdir()}
-    expected = {"config.json", "model.safetensors", "processor_config.json", "README.md", "eval_results.json",
-                "training_curves.png", "m2se_curriculum.json", "modeling_mse_adapter.py"}
+    expected = {
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+        "README.md",
+        "eval_results.json",
+        "training_curves.png",
+        "m2se_curriculum.json",
+        "modeling_mse_adapter.py",
+    }
     assert expected <= names
     weights = load_file(tiny_run / "model.safetensors")
     assert weights and all(name.startswith("adapter.") for name in weights)  # adapter only by default
@@ -52,8 +59,14 @@ def test_output_folder_loads_with_auto_classes_in_a_fresh_process(tiny_run, tmp_
         "print(type(model).__name__, model.predict(**batch)[0])\n"
     )
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", script, str(tiny_run)], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tiny_run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     name, value = result.stdout.split()[-2:]
     assert name == "MSEAdapterForCausalLM" and -3.0 <= float(value) <= 3.0
@@ -78,23 +91,49 @@ def test_resume_from_a_checkpoint_of_another_recipe_is_refused(tiny_run, tmp_pat
     checkpoint.mkdir(exist_ok=True)
     (checkpoint / "trainer_state.json").write_text("{}")
     with pytest.raises(ValueError, match="belongs to recipe tiny_mse_adapter"):
-        train_m2se.main(["--recipe", "tiny_mse_adapter", "--set", "data.options.num_train=64",
-                         "--output_dir", str(tiny_run), "--resume_from_checkpoint", str(checkpoint)])
-    with pytest.raises(FileNotFoundError, match="no trainer_state.json"):
-        train_m2se.main(["--recipe", "tiny_mse_adapter", "--output_dir", str(tmp_path / "x"),
-                         "--resume_from_checkpoint", str(tmp_path)])
+        train_m2se.main(
+            [
+                "--recipe",
+                "tiny_mse_adapter",
+                "--set",
+                "data.options.num_train=64",
+                "--output_dir",
+                str(tiny_run),
+                "--resume_from_checkpoint",
+                str(checkpoint),
+            ]
+        )
+    with pytest.raises(FileNotFoundError, match=r"no trainer_state\.json"):
+        train_m2se.main(
+            [
+                "--recipe",
+                "tiny_mse_adapter",
+                "--output_dir",
+                str(tmp_path / "x"),
+                "--resume_from_checkpoint",
+                str(tmp_path),
+            ]
+        )
 
 
 @pytest.mark.parametrize(
     ("argv", "error", "message"),
     [
         (["--recipe", "no_such_recipe"], ValueError, "unknown recipe 'no_such_recipe'"),
-        (["--set", "stages.0.rates={msa: 1.0, laughter: 0.5}"], ValueError, r"unknown task\(s\) \['laughter'\]"),
+        (
+            ["--set", "stages.0.rates={msa: 1.0, laughter: 0.5}"],
+            ValueError,
+            r"unknown task\(s\) \['laughter'\]",
+        ),
         (["--set", "stages.0.rates.msa=-1"], ValueError, r"in \[0, 1\]; got \{'msa': -1"),
         (["--set", "stages.0.rates.msa=0"], ValueError, "at least one rate must be positive"),
         (["--set", "stages.0.epochs=[1]"], TypeError, "stages.0.epochs: expected int, got list"),
         (["--recipe", "mse_adapter_mosei"], FileNotFoundError, "unaligned_50.pkl does not exist"),
-        (["--set", "training.learning_rat=0.1"], ValueError, "training.learning_rat is not a TrainingArguments"),
+        (
+            ["--set", "training.learning_rat=0.1"],
+            ValueError,
+            "training.learning_rat is not a TrainingArguments",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_training(argv, error, message, tmp_path):
@@ -105,8 +144,15 @@ def test_bad_input_is_refused_before_training(argv, error, message, tmp_path):
 
 def test_a_stage_left_without_data_is_refused(tmp_path):
     # Stage 1 takes every FER sample (rate 1, no budget), so stage 2 has no FER sample left.
-    argv = ["--recipe", "tiny_emoverse_m2se", "--set", "stages.0.budget=null", "stages.1.rates={fer: 1.0}",
-            "--output_dir", str(tmp_path / "out")]
+    argv = [
+        "--recipe",
+        "tiny_emoverse_m2se",
+        "--set",
+        "stages.0.budget=null",
+        "stages.1.rates={fer: 1.0}",
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
     with pytest.raises(ValueError, match="stage 'multitask_reasoning' has no data"):
         train_m2se.main(argv)
 
@@ -115,9 +161,20 @@ def test_a_stage_left_without_data_is_refused(tmp_path):
 def test_push_to_hub_offline_ends_with_one_line_and_a_saved_folder(tmp_path):
     output_dir = tmp_path / "pushed"
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, str(REPO_ROOT / "train_m2se.py"), "--recipe", "tiny_mse_adapter", "--output_dir",
-               str(output_dir), "--push_to_hub", "--hub_model_id", "someone/tiny", "--set", "stages.0.epochs=1",
-               "--skip_untrained_eval"]
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "train_m2se.py"),
+        "--recipe",
+        "tiny_mse_adapter",
+        "--output_dir",
+        str(output_dir),
+        "--push_to_hub",
+        "--hub_model_id",
+        "someone/tiny",
+        "--set",
+        "stages.0.epochs=1",
+        "--skip_untrained_eval",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
@@ -129,8 +186,19 @@ def test_push_to_hub_offline_ends_with_one_line_and_a_saved_folder(tmp_path):
 @pytest.mark.slow
 def test_seeds_run_one_after_another_and_are_summarised(tmp_path):
     output_dir = tmp_path / "seeds"
-    results = train_m2se.main(["--recipe", "tiny_mse_adapter", "--output_dir", str(output_dir), "--seeds", "1,2",
-                               "--set", "stages.0.epochs=1", "--skip_untrained_eval"])
+    results = train_m2se.main(
+        [
+            "--recipe",
+            "tiny_mse_adapter",
+            "--output_dir",
+            str(output_dir),
+            "--seeds",
+            "1,2",
+            "--set",
+            "stages.0.epochs=1",
+            "--skip_untrained_eval",
+        ]
+    )
     assert set(results) == {1, 2}
     assert (output_dir / "seed_1" / "model.safetensors").is_file()
     summary = json.loads((output_dir / "seeds_summary.json").read_text())
@@ -141,15 +209,20 @@ def test_seeds_run_one_after_another_and_are_summarised(tmp_path):
 @pytest.mark.slow
 def test_tiny_m2se_run_covers_both_stages(tmp_path):
     output_dir = tmp_path / "m2se"
-    results = train_m2se.main(["--recipe", "tiny_emoverse_m2se", "--output_dir", str(output_dir),
-                               "--skip_untrained_eval"])
+    results = train_m2se.main(
+        ["--recipe", "tiny_emoverse_m2se", "--output_dir", str(output_dir), "--skip_untrained_eval"]
+    )
     metrics = results[next(iter(results))]
     assert {"msa_accuracy", "msa_unparsable", "er_weighted_f1", "ecpe_f1", "fer_exact_match"} <= set(metrics)
     curriculum = json.loads((output_dir / "m2se_curriculum.json").read_text())
     first, second = curriculum["stages"]
     assert set(first["samples"]) == {"msa", "er", "fer"} and sum(first["samples"].values()) == 32
-    assert set(second["samples"]) == {"msa", "er", "eri", "ecpe"} and second["samples"]["msa"] < second[
-        "samples"]["er"]
+    assert (
+        set(second["samples"]) == {"msa", "er", "eri", "ecpe"}
+        and second["samples"]["msa"] < second["samples"]["er"]
+    )
     assert (output_dir / "training_curves.png").is_file()
     weights = load_file(output_dir / "model.safetensors")
-    assert any("lora_" in name for name in weights) and any("multi_modal_projector" in name for name in weights)
+    assert any("lora_" in name for name in weights) and any(
+        "multi_modal_projector" in name for name in weights
+    )

@@ -1,7 +1,9 @@
 """Real multi-process runs on CPU (gloo) and crash recovery.
 
-* DDP, DeepSpeed ZeRO-2 and ZeRO-3 with 2 processes give the same losses as 1 process with the same global batch.
-* A tiny M2SE run killed with SIGKILL in the middle of stage 2 and resumed ends with the same weights and the same
+* DDP, DeepSpeed ZeRO-2 and ZeRO-3 with 2 processes give the same losses as 1 process with the same global
+batch.
+* A tiny M2SE run killed with SIGKILL in the middle of stage 2 and resumed ends with the same weights and the
+same
   m2se_curriculum.json as an uninterrupted run.
 """
 
@@ -17,18 +19,31 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 from safetensors.torch import load_file
 
-from conftest import REPO_ROOT
-
 SCRIPT = str(REPO_ROOT / "train_m2se.py")
-SHORT_TINY = ["--recipe", "tiny_mse_adapter", "--set", "stages.0.epochs=1", "data.options.num_train=32",
-              "--skip_untrained_eval", "--use_cpu", "--logging_steps", "1"]
+SHORT_TINY = [
+    "--recipe",
+    "tiny_mse_adapter",
+    "--set",
+    "stages.0.epochs=1",
+    "data.options.num_train=32",
+    "--skip_untrained_eval",
+    "--use_cpu",
+    "--logging_steps",
+    "1",
+]
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": str(REPO_ROOT)}
+    return {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
 
 
 def train_losses(output_dir: Path) -> list[float]:
@@ -37,26 +52,50 @@ def train_losses(output_dir: Path) -> list[float]:
 
 
 def run(command: list[str], tmp_path: Path) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, env=environment(tmp_path), timeout=900,
-                            cwd=REPO_ROOT)
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=environment(tmp_path), timeout=900, cwd=REPO_ROOT
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
 
 @pytest.fixture(scope="module")
 def single_process_losses(tmp_path_factory) -> list[float]:
     tmp_path = tmp_path_factory.mktemp("single")
-    run([sys.executable, SCRIPT, *SHORT_TINY, "--per_device_train_batch_size", "8",
-         "--output_dir", str(tmp_path / "out")], tmp_path)
+    run(
+        [
+            sys.executable,
+            SCRIPT,
+            *SHORT_TINY,
+            "--per_device_train_batch_size",
+            "8",
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        tmp_path,
+    )
     losses = train_losses(tmp_path / "out")
     assert len(losses) == 4
     return losses
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("deepspeed_config", [None, "zero2.json", "zero3.json"], ids=["ddp", "zero2", "zero3"])
+@pytest.mark.parametrize(
+    "deepspeed_config", [None, "zero2.json", "zero3.json"], ids=["ddp", "zero2", "zero3"]
+)
 def test_two_processes_match_one_process(deepspeed_config, single_process_losses, tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", SCRIPT, *SHORT_TINY,
-               "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        SCRIPT,
+        *SHORT_TINY,
+        "--per_device_train_batch_size",
+        "4",
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
     if deepspeed_config is not None:
         command += ["--deepspeed", str(REPO_ROOT / "configs" / "deepspeed" / deepspeed_config)]
     run(command, tmp_path)
@@ -64,8 +103,19 @@ def test_two_processes_match_one_process(deepspeed_config, single_process_losses
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
-M2SE_ARGS = ["--recipe", "tiny_emoverse_m2se", "--skip_untrained_eval", "--save_strategy", "steps",
-             "--save_steps", "1", "--logging_steps", "1", "--seed", "7"]
+M2SE_ARGS = [
+    "--recipe",
+    "tiny_emoverse_m2se",
+    "--skip_untrained_eval",
+    "--save_strategy",
+    "steps",
+    "--save_steps",
+    "1",
+    "--logging_steps",
+    "1",
+    "--seed",
+    "7",
+]
 
 
 @pytest.mark.slow
@@ -77,9 +127,13 @@ def test_sigkill_in_stage_two_then_resume_equals_an_uninterrupted_run(tmp_path):
     kill_after = (stage_two_start + stage_two_end) // 2  # a checkpoint in the middle of stage 2
 
     crashed = tmp_path / "crashed"
-    process = subprocess.Popen([sys.executable, SCRIPT, *M2SE_ARGS, "--output_dir", str(crashed)],
-                               env=environment(tmp_path), cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT, *M2SE_ARGS, "--output_dir", str(crashed)],
+        env=environment(tmp_path),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 600
     while not (crashed / f"checkpoint-{kill_after}" / "trainer_state.json").is_file():
         assert process.poll() is None, "the run ended before reaching the middle of stage 2"
@@ -90,12 +144,27 @@ def test_sigkill_in_stage_two_then_resume_equals_an_uninterrupted_run(tmp_path):
     process.wait()
     assert not (crashed / "m2se_curriculum.json").exists()
     checkpoints = sorted(crashed.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
-    last_complete = next(path for path in reversed(checkpoints) if (path / "trainer_state.json").is_file()
-                         and (path / "model.safetensors").is_file() and (path / "scheduler.pt").is_file())
+    last_complete = next(
+        path
+        for path in reversed(checkpoints)
+        if (path / "trainer_state.json").is_file()
+        and (path / "model.safetensors").is_file()
+        and (path / "scheduler.pt").is_file()
+    )
     assert stage_two_start < int(last_complete.name.split("-")[1]) < stage_two_end
 
-    run([sys.executable, SCRIPT, *M2SE_ARGS, "--output_dir", str(crashed), "--resume_from_checkpoint",
-         str(last_complete)], tmp_path)
+    run(
+        [
+            sys.executable,
+            SCRIPT,
+            *M2SE_ARGS,
+            "--output_dir",
+            str(crashed),
+            "--resume_from_checkpoint",
+            str(last_complete),
+        ],
+        tmp_path,
+    )
     assert json.loads((crashed / "m2se_curriculum.json").read_text()) == curriculum
     expected, resumed = load_file(reference / "model.safetensors"), load_file(crashed / "model.safetensors")
     assert expected.keys() == resumed.keys()

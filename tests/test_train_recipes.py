@@ -10,8 +10,14 @@ import yaml
 from m2se.training.recipes import TASKS, available_recipes, load_recipe
 
 BUNDLED = {
-    "demo", "tiny_mse_adapter", "tiny_emoverse_m2se", "emoverse_m2se",
-    "mse_adapter_mosei", "mse_adapter_simsv2", "mse_adapter_meld", "mse_adapter_cherma",
+    "demo",
+    "tiny_mse_adapter",
+    "tiny_emoverse_m2se",
+    "emoverse_m2se",
+    "mse_adapter_mosei",
+    "mse_adapter_simsv2",
+    "mse_adapter_meld",
+    "mse_adapter_cherma",
 }
 
 
@@ -22,7 +28,9 @@ def write_recipe(tmp_path: Path, raw: dict) -> Path:
 
 
 def tiny_raw() -> dict:
-    with open(Path(__file__).resolve().parents[1] / "recipes" / "tiny_emoverse_m2se.yaml", encoding="utf-8") as f:
+    with open(
+        Path(__file__).resolve().parents[1] / "recipes" / "tiny_emoverse_m2se.yaml", encoding="utf-8"
+    ) as f:
         return yaml.safe_load(f)
 
 
@@ -38,7 +46,11 @@ def test_paper_recipes_carry_the_released_hyper_parameters():
     mosei = load_recipe("mse_adapter_mosei", check_paths=False)
     assert mosei.training["adam_epsilon"] == 1e-4
     assert mosei.training["lr_scheduler_type"] == "cosine" and mosei.training["warmup_steps"] == 0.1
-    assert (mosei.evaluation.metric, mosei.evaluation.patience, mosei.evaluation.greater_is_better) == ("MAE", 10, False)
+    assert (mosei.evaluation.metric, mosei.evaluation.patience, mosei.evaluation.greater_is_better) == (
+        "MAE",
+        10,
+        False,
+    )
     assert mosei.seeds == [1111, 2222, 3333, 4444, 5555]
     meld = load_recipe("mse_adapter_meld", check_paths=False)
     assert (meld.training["per_device_train_batch_size"], meld.training["learning_rate"]) == (6, 5e-4)
@@ -53,7 +65,7 @@ def test_paper_recipes_carry_the_released_hyper_parameters():
 
 
 def test_paper_recipes_check_their_data_paths():
-    with pytest.raises(FileNotFoundError, match="unaligned_50.pkl"):
+    with pytest.raises(FileNotFoundError, match=r"unaligned_50\.pkl"):
         load_recipe("mse_adapter_mosei")
 
 

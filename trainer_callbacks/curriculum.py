@@ -1,8 +1,8 @@
 """``M2SECurriculumCallback``: the stage schedule of M2SE inside one stock ``Trainer.train()`` call.
 
 The training dataset already holds every stage in order (``m2se.training.curriculum.build_curriculum``, read
-sequentially), so switching "the training mixture" at a boundary needs no dataloader surgery: the callback owns
-the boundaries (in optimizer steps) and everything that depends on them:
+sequentially), so switching "the training mixture" at a boundary needs no dataloader surgery: the callback
+owns the boundaries (in optimizer steps) and everything that depends on them:
 
 * the learning-rate schedule: with ``schedule_per_stage`` the Trainer's ``LambdaLR`` gets a per-stage
   warm-up + cosine multiplier (:class:`StageWarmupCosine`), i.e. each stage is scheduled as if it were its own
@@ -98,7 +98,8 @@ class M2SECurriculumCallback(TrainerCallback, ExportableState):
         scheduler = kwargs.get("lr_scheduler")
         if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise TypeError(
-                "schedule_per_stage needs the Trainer's LambdaLR scheduler (e.g. lr_scheduler_type='cosine'), got "
+                "schedule_per_stage needs the Trainer's LambdaLR scheduler (e.g. "
+                "lr_scheduler_type='cosine'), got "
                 f"{type(scheduler).__name__}; remove the scheduler from the DeepSpeed config or set "
                 "schedule_per_stage: false"
             )
@@ -106,7 +107,7 @@ class M2SECurriculumCallback(TrainerCallback, ExportableState):
         multiplier = StageWarmupCosine(boundaries, self.warmup)
         scheduler.lr_lambdas = [multiplier] * len(scheduler.optimizer.param_groups)
         # LambdaLR applied the old multiplier for the current step when it was built (or loaded): redo it.
-        for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
             group["lr"] = base_lr * multiplier(scheduler.last_epoch)
         scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
@@ -118,7 +119,9 @@ class M2SECurriculumCallback(TrainerCallback, ExportableState):
             control.should_save = True  # a checkpoint holding the finished stage
         return control
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kwargs):
+    def on_log(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kwargs
+    ):
         if logs is None or "loss" not in logs:
             return
         per_task = {
@@ -166,7 +169,8 @@ class M2SECurriculumCallback(TrainerCallback, ExportableState):
 
 
 def write_curriculum_file(output_dir: str | os.PathLike, stages: list[StagePlan]) -> None:
-    """``m2se_curriculum.json``: every stage's name, sampling rates and realised number of samples per task."""
+    """``m2se_curriculum.json``: every stage's name, sampling rates and realised number of samples per
+    task."""
     os.makedirs(output_dir, exist_ok=True)
     content = {
         "stages": [

@@ -1,11 +1,12 @@
 """The whole curriculum as one map-style dataset, so that one ``Trainer.train()`` covers every stage.
 
-Each stage draws its mixture once (``m2se.emt.mix.mix_stage``: task sampling rates, a budget of distinct samples,
-samples used by earlier stages excluded). Every epoch of a stage is a fresh seeded permutation of that mixture,
-padded by wrapping around to a whole number of global batches, so no optimizer step mixes two stages or two
-epochs. The epochs of stage 1, then those of stage 2 ... are laid end to end and read with
-``train_sampling_strategy="sequential"``; the order is a pure function of the seed, so ``resume_from_checkpoint``
-replays exactly the batches an uninterrupted run would have seen. The rows are selected through one index
+Each stage draws its mixture once (``m2se.emt.mix.mix_stage``: task sampling rates, a budget of distinct
+samples, samples used by earlier stages excluded). Every epoch of a stage is a fresh seeded permutation of
+that mixture, padded by wrapping around to a whole number of global batches, so no optimizer step mixes two
+stages or two epochs. The epochs of stage 1, then those of stage 2 ... are laid end to end and read with
+``train_sampling_strategy="sequential"``; the order is a pure function of the seed, so
+``resume_from_checkpoint`` replays exactly the batches an uninterrupted run would have seen. The rows are
+selected through one index
 mapping on the concatenated mixtures: nothing is copied, however many epochs.
 """
 
@@ -52,7 +53,8 @@ def build_curriculum(
     global_batch_size: int,
     seed: int,
 ) -> CurriculumPlan:
-    """Draw every stage's mixture from ``pools`` (task -> dataset with an ``id`` column) and lay out the epochs.
+    """Draw every stage's mixture from ``pools`` (task -> dataset with an ``id`` column) and lay out the
+    epochs.
 
     Raises ValueError when a stage samples a task that has no pool, or when a stage ends up with no samples.
     """
@@ -70,14 +72,16 @@ def build_curriculum(
         missing = sorted(set(active) - set(pools))
         if missing:
             raise ValueError(
-                f"stage {stage.name!r} samples task(s) {missing} but the data has none; available: {sorted(pools)}"
+                f"stage {stage.name!r} samples task(s) {missing} but the data has none; available: "
+                f"{sorted(pools)}"
             )
         mixture, counts = mix_stage(
             {task: pools[task] for task in active}, active, stage.budget, seed + stage_index, used_ids
         )
         if len(mixture) == 0:
             raise ValueError(
-                f"stage {stage.name!r} has no data: the pools of {sorted(active)} are empty or used up by earlier "
+                f"stage {stage.name!r} has no data: the pools of {sorted(active)} are empty or used up by "
+                "earlier "
                 "stages"
             )
         used_ids.update(mixture["id"])

@@ -30,7 +30,8 @@ class TaskData:
 
 
 def load_task_data(recipe: Recipe, work_dir: Path) -> TaskData:
-    """Load or generate the data of ``recipe``; ``work_dir`` receives generated media (synthetic EMT images)."""
+    """Load or generate the data of ``recipe``; ``work_dir`` receives generated media (synthetic EMT
+    images)."""
     source, options, paths = recipe.data.source, dict(recipe.data.options), recipe.data.paths
     task = recipe.tasks[0]
     if source == "synthetic":
@@ -45,7 +46,9 @@ def load_task_data(recipe: Recipe, work_dir: Path) -> TaskData:
 
         dataset_name = options.get("dataset", recipe.name.rsplit("_", 1)[-1])
         splits = {
-            split: load_erc_pickle(paths[split], dataset_name, allow_pickle=options.get("allow_pickle", False))
+            split: load_erc_pickle(
+                paths[split], dataset_name, allow_pickle=options.get("allow_pickle", False)
+            )
             for split in ("train", "valid", "test")
         }
         return TaskData({task: splits["train"]}, splits["valid"], splits["test"])
@@ -83,7 +86,8 @@ def _synthetic_multimodal(task: str, options: dict) -> TaskData:
 
 
 def _hold_out_per_task(records: datasets.Dataset, num_eval: int) -> TaskData:
-    """Keep the last ``num_eval`` records of each task for evaluation and the ``num_eval`` before for testing."""
+    """Keep the last ``num_eval`` records of each task for evaluation and the ``num_eval`` before for
+    testing."""
     pools, eval_parts, test_parts = {}, [], []
     tasks = records["task"]
     for task in dict.fromkeys(tasks):
@@ -94,6 +98,8 @@ def _hold_out_per_task(records: datasets.Dataset, num_eval: int) -> TaskData:
             )
         cut = len(indices) - 2 * num_eval
         pools[task] = records.select(indices[:cut])
-        test_parts.append(records.select(indices[cut:cut + num_eval]))
-        eval_parts.append(records.select(indices[cut + num_eval:]))
-    return TaskData(pools, datasets.concatenate_datasets(eval_parts), datasets.concatenate_datasets(test_parts))
+        test_parts.append(records.select(indices[cut : cut + num_eval]))
+        eval_parts.append(records.select(indices[cut + num_eval :]))
+    return TaskData(
+        pools, datasets.concatenate_datasets(eval_parts), datasets.concatenate_datasets(test_parts)
+    )

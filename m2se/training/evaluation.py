@@ -2,7 +2,8 @@
 
 * MSE-Adapter: the constrained ``model.predict`` (every answer is a valid value or class), then
   ``msa_regression_metrics`` (value range [-3, 3]), ``sims_regression_metrics`` ([-1, 1]) or ``erc_metrics``.
-* EmoVerse: greedy ``generate`` per task, answers parsed with the ``m2se.metrics`` parsers; an unparsable answer
+* EmoVerse: greedy ``generate`` per task, answers parsed with the ``m2se.metrics`` parsers; an unparsable
+answer
   is scored as wrong and counted (``<task>_unparsable``). MSA -> ``binary_sentiment_metrics``, ER ->
   ``erc_metrics``, ECPE -> ``ecpe_metrics``; FER and ERI are free text and get ``<task>_exact_match`` (answer
   equal to the reference after trimming and case folding).
@@ -38,9 +39,8 @@ class Evaluator:
 
     Args:
         model: the model being trained (the Trainer shares it; no copy).
-        processor: its processor.
-        rows: held-out rows (standard multimodal schema for MSE-Adapter, EMT records for EmoVerse).
-        tasks: the run's task list.
+        processor: its processor. rows: held-out rows (standard multimodal schema for MSE-Adapter, EMT records
+        for EmoVerse). tasks: the run's task list.
         batch_size: prediction batch size.
         max_new_tokens: generation budget of EmoVerse answers.
     """
@@ -89,7 +89,9 @@ class Evaluator:
 
     def _evaluate_mse_adapter(self) -> dict[str, float]:
         collator = MSEAdapterCollator(self.processor, self.tasks, with_labels=False)
-        predictions = [value for batch in self._batches(self.rows, collator) for value in self.model.predict(**batch)]
+        predictions = [
+            value for batch in self._batches(self.rows, collator) for value in self.model.predict(**batch)
+        ]
         references = list(self.rows["label"])
         task = self.tasks[0]
         if self.model.config.task == "classification":
@@ -108,9 +110,12 @@ class Evaluator:
         answers = []
         for batch in self._batches(rows, collator):
             generated = self.model.generate(
-                **batch, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                **batch,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
             )
-            new_tokens = generated[:, batch["input_ids"].shape[1]:]  # generate returns prompt + answer
+            new_tokens = generated[:, batch["input_ids"].shape[1] :]  # generate returns prompt + answer
             answers.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
         return answers
 
@@ -123,7 +128,9 @@ class Evaluator:
             answers = self._generate(rows)
             references = list(rows["response"])
             self.last_predictions[task] = (answers, references)
-            metrics.update({f"{task}_{key}": value for key, value in _task_metrics(task, answers, references).items()})
+            metrics.update(
+                {f"{task}_{key}": value for key, value in _task_metrics(task, answers, references).items()}
+            )
         return metrics
 
 
@@ -142,6 +149,8 @@ def _task_metrics(task: str, answers: list[str], references: list[str]) -> dict[
         )
     if task == "ecpe" and any(reference.strip() for reference in references):
         return ecpe_metrics(answers, references)
-    matches = [answer.strip().casefold() == reference.strip().casefold() for answer, reference in zip(
-        answers, references, strict=True)]
+    matches = [
+        answer.strip().casefold() == reference.strip().casefold()
+        for answer, reference in zip(answers, references, strict=True)
+    ]
     return {"exact_match": sum(matches) / len(matches)}

@@ -1,23 +1,26 @@
-"""Task-aware causal-LM loss for the stock ``Trainer``: per-task loss tracking and optional difficulty weighting.
+"""Task-aware causal-LM loss for the stock ``Trainer``: per-task loss tracking and optional difficulty
+weighting.
 
 The models take no task ids, so the collators add a ``task_ids`` tensor (B,) to each batch and
 :meth:`TaskAwareLoss.attach` registers a forward pre-hook that removes it from the model's keyword arguments
 before ``forward`` runs and keeps it for the loss. ``TaskAwareLoss`` is then passed to
-``Trainer(compute_loss_func=...)``, which hands it the model outputs, the labels it popped from the batch and the
-number of label tokens in the whole (accumulated, all-device) batch. Nothing else of the ``Trainer`` changes.
+``Trainer(compute_loss_func=...)``, which hands it the model outputs, the labels it popped from the batch and
+the number of label tokens in the whole (accumulated, all-device) batch. Nothing else of the ``Trainer``
+changes.
 
 Loss (token cross-entropy on the shifted labels, normalised like the stock loss):
 
     loss = sum_i w[task_i] * sum_t CE(logits_i,t, labels_i,t+1) / num_items_in_batch
 
-with ``w = 1`` unless task-difficulty weighting is on. The paper mentions weighting by task difficulty without a
-formula; the one used here gives harder tasks (higher recent loss) more weight while keeping the mean weight 1:
+with ``w = 1`` unless task-difficulty weighting is on. The paper mentions weighting by task difficulty without
+a formula; the one used here gives harder tasks (higher recent loss) more weight while keeping the mean weight
+1:
 
     w_k = K * exp(ema_k / tau) / sum_j exp(ema_j / tau)      over the K tasks seen so far,
 
-where ``ema_k`` is an exponential moving average (decay 0.9, per optimizer step, over all ranks) of task k's mean
-token loss and ``tau`` the ``difficulty_temperature`` (large tau -> uniform weights). A task not yet seen gets
-weight 1. The weights are detached: they rescale the gradient, they are not optimised.
+where ``ema_k`` is an exponential moving average (decay 0.9, per optimizer step, over all ranks) of task k's
+mean token loss and ``tau`` the ``difficulty_temperature`` (large tau -> uniform weights). A task not yet seen
+gets weight 1. The weights are detached: they rescale the gradient, they are not optimised.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ class TaskAwareLoss:
         difficulty_temperature: ``tau`` of the weighting.
     """
 
-    def __init__(self, tasks: list[str], difficulty_weighting: bool = False, difficulty_temperature: float = 1.0):
+    def __init__(
+        self, tasks: list[str], difficulty_weighting: bool = False, difficulty_temperature: float = 1.0
+    ):
         if difficulty_temperature <= 0:
             raise ValueError(f"difficulty_temperature must be > 0, got {difficulty_temperature}")
         self.tasks = list(tasks)
@@ -91,7 +96,8 @@ class TaskAwareLoss:
         self._task_ids = None
         if task_ids is None:
             raise ValueError(
-                "TaskAwareLoss got a batch without task_ids: build batches with an m2se.collators collator and "
+                "TaskAwareLoss got a batch without task_ids: build batches with an m2se.collators collator "
+                "and "
                 "call TaskAwareLoss.attach(model) before training"
             )
         task_ids = task_ids.to(sample_loss_sums.device)
@@ -114,7 +120,8 @@ class TaskAwareLoss:
     def end_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Close an optimizer step: sum the step's per-task statistics over ranks, update the EMAs.
 
-        Returns the (num_tasks,) loss sums and token counts of the step over all ranks. Every rank must call it.
+        Returns the (num_tasks,) loss sums and token counts of the step over all ranks. Every rank must call
+        it.
         """
         statistics = torch.stack([self._step_loss_sum, self._step_token_count])
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -130,5 +137,7 @@ class TaskAwareLoss:
             if token_counts[index] > 0:
                 mean = float(loss_sums[index] / token_counts[index])
                 previous = self.loss_ema.get(task)
-                self.loss_ema[task] = mean if previous is None else EMA_DECAY * previous + (1 - EMA_DECAY) * mean
+                self.loss_ema[task] = (
+                    mean if previous is None else EMA_DECAY * previous + (1 - EMA_DECAY) * mean
+                )
         return loss_sums, token_counts

@@ -1,8 +1,9 @@
-"""Build the model and processor a recipe names: MSE-Adapter on a frozen LLM, or EmoVerse (ViT + projector + LLM
-with LoRA).
+"""Build the model and processor a recipe names: MSE-Adapter on a frozen LLM, or EmoVerse (ViT + projector +
+LLM with LoRA).
 
-Backbone names: ``smollm2`` (the offline SmolLM2-135M-Instruct, ``m2se.backbones.smollm2_path``), ``tiny-llama``
-and ``tiny-vit`` (seeded two-layer models built from a config and cached next to SmolLM2, for tests and CI), or
+Backbone names: ``smollm2`` (the offline SmolLM2-135M-Instruct, ``m2se.backbones.smollm2_path``),
+``tiny-llama`` and ``tiny-vit`` (seeded two-layer models built from a config and cached next to SmolLM2, for
+tests and CI), or
 any local folder / Hub id.
 """
 
@@ -53,9 +54,14 @@ def _tiny_tokenizer() -> PreTrainedTokenizerFast:
     from m2se.emt import templates
 
     corpus = [
-        templates.SYSTEM_PROMPT, templates.FER_QUERY, templates.ERI_QUERY, templates.ECPE_HEADER,
-        templates.ECPE_FOOTER, templates.msa_query("The train arrives at noon."),
-        templates.er_query("The meeting starts on Monday."), "Positive. Negative. Joy. Neutral. Anger. Sadness.",
+        templates.SYSTEM_PROMPT,
+        templates.FER_QUERY,
+        templates.ERI_QUERY,
+        templates.ECPE_HEADER,
+        templates.ECPE_FOOTER,
+        templates.msa_query("The train arrives at noon."),
+        templates.er_query("The meeting starts on Monday."),
+        "Positive. Negative. Joy. Neutral. Anger. Sadness.",
         "Surprise. Disgust. Fear. Happy. Eyes narrowing; Slightly puzzled; Brow lowerer; Lip corner puller",
         "Please predict the sentiment intensity of the above multimodal content in the range [-3.0, 3.0]. "
         "response: The sentiment is +1.2 -0.4 +0.0 0 1 2 3 4 5 6 7 8 9 <Multimodal> </Multimodal>",
@@ -71,7 +77,10 @@ def _tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
     tokenizer.train_from_iterator(corpus * 4, trainer=trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token=specials[0], eos_token=specials[1], pad_token=specials[2],
+        tokenizer_object=tokenizer,
+        bos_token=specials[0],
+        eos_token=specials[1],
+        pad_token=specials[2],
         model_max_length=1024,
     )
 
@@ -82,9 +91,16 @@ def _tiny_llama_path() -> Path:
     if not (target / "config.json").is_file():
         tokenizer = _tiny_tokenizer()
         config = LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
         torch.manual_seed(0)
@@ -94,11 +110,16 @@ def _tiny_llama_path() -> Path:
 
 
 def _tiny_vit_path() -> Path:
-    """A 2-layer ViT on 32 x 32 images (16 patches), seeded, with its image processor, saved once in the cache."""
+    """A 2-layer ViT on 32 x 32 images (16 patches), seeded, with its image processor, saved once in the
+    cache."""
     target = default_cache_dir() / "tiny-vit-32"
     if not (target / "config.json").is_file():
         config = ViTConfig(
-            image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
             intermediate_size=64,
         )
         torch.manual_seed(0)
@@ -108,7 +129,8 @@ def _tiny_vit_path() -> Path:
 
 
 def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, Any]:
-    """Frozen backbone + fresh MSE-Adapter, and its processor, for the recipe's task and the data's feature sizes."""
+    """Frozen backbone + fresh MSE-Adapter, and its processor, for the recipe's task and the data's feature
+    sizes."""
     from modeling_mse_adapter import MSEAdapterForCausalLM
     from processing_mse_adapter import MSEAdapterProcessor
 
@@ -122,14 +144,21 @@ def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, 
     processor_fields = {key: config.pop(key) for key in PROCESSOR_FIELDS if key in config}
     if recipe.tasks[0] == "msa":
         processor = MSEAdapterProcessor(
-            tokenizer, task="regression", audio_feature_dim=config["audio_feature_dim"],
-            video_feature_dim=config["video_feature_dim"], **processor_fields,
+            tokenizer,
+            task="regression",
+            audio_feature_dim=config["audio_feature_dim"],
+            video_feature_dim=config["video_feature_dim"],
+            **processor_fields,
         )
     else:
         processor = MSEAdapterProcessor(
-            tokenizer, task="classification", label_names=data.label_names,
-            audio_feature_dim=config["audio_feature_dim"], video_feature_dim=config["video_feature_dim"],
-            value_range=None, **processor_fields,
+            tokenizer,
+            task="classification",
+            label_names=data.label_names,
+            audio_feature_dim=config["audio_feature_dim"],
+            video_feature_dim=config["video_feature_dim"],
+            value_range=None,
+            **processor_fields,
         )
     config.pop("audio_feature_dim"), config.pop("video_feature_dim")
     model = MSEAdapterForCausalLM.from_language_model(language_model, processor, **config)
@@ -137,7 +166,8 @@ def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, 
 
 
 def build_emoverse(recipe: Recipe) -> tuple[PreTrainedModel, Any]:
-    """EmoVerse from the recipe's vision encoder and LLM, with the recipe's LoRA settings, and its processor."""
+    """EmoVerse from the recipe's vision encoder and LLM, with the recipe's LoRA settings, and its
+    processor."""
     from modeling_emoverse import EmoVerseForConditionalGeneration
     from processing_emoverse import EmoVerseProcessor
 
@@ -148,13 +178,16 @@ def build_emoverse(recipe: Recipe) -> tuple[PreTrainedModel, Any]:
     lora = {f"lora_{key}": value for key, value in recipe.model.lora.items()}
     model = EmoVerseForConditionalGeneration.from_parts(vision_path, text_path, **lora, **recipe.model.config)
     _ignore_trainer_state_dict(model)
-    processor = EmoVerseProcessor.from_parts(vision_path, text_path, image_seq_length=model.config.image_seq_length)
+    processor = EmoVerseProcessor.from_parts(
+        vision_path, text_path, image_seq_length=model.config.image_seq_length
+    )
     return model, processor
 
 
 def _ignore_trainer_state_dict(model: PreTrainedModel) -> None:
-    """Work around ``EmoVerseForConditionalGeneration.save_pretrained`` failing on the ``state_dict=`` argument that
-    ``Trainer`` always passes (None except under ZeRO-3): the model selects its own trained tensors anyway."""
+    """Work around ``EmoVerseForConditionalGeneration.save_pretrained`` failing on the ``state_dict=``
+    argument that ``Trainer`` always passes (None except under ZeRO-3): the model selects its own trained
+    tensors anyway."""
     save_pretrained = model.save_pretrained
 
     def save_without_state_dict(save_directory, state_dict=None, **kwargs):

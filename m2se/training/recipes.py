@@ -1,8 +1,9 @@
 """Training recipes: one YAML file per experiment (model, data, curriculum stages, hyper-parameters).
 
-A recipe is loaded into the :class:`Recipe` dataclass tree and validated before anything is built: unknown keys,
-values of the wrong type, unknown task names, negative or all-zero sampling rates and missing data paths raise a
-``ValueError`` / ``TypeError`` / ``FileNotFoundError`` that names the field, what was expected and what was given.
+A recipe is loaded into the :class:`Recipe` dataclass tree and validated before anything is built: unknown
+keys, values of the wrong type, unknown task names, negative or all-zero sampling rates and missing data paths
+raise a ``ValueError`` / ``TypeError`` / ``FileNotFoundError`` that names the field, what was expected and
+what was given.
 
 Any value can be overridden with ``key.path=value`` strings (``stages.1.rates.msa=0.05``,
 ``model.lora.r=16``); the value is parsed as YAML, so numbers, booleans, lists and mappings work.
@@ -32,9 +33,9 @@ DATA_SOURCES = ("synthetic", "mmsa", "erc", "emt_synthetic", "emt")
 class ModelRecipe:
     """Which model to build.
 
-    ``backbone`` is ``"smollm2"`` (the offline SmolLM2-135M-Instruct), ``"tiny-llama"`` (a seeded 2-layer LM built
-    from a config, for tests), a local folder or a Hub id. ``config`` holds extra keyword arguments of the model's
-    configuration class (``MSEAdapterConfig`` / ``EmoVerseConfig``); ``lora`` the LoRA settings of
+    ``backbone`` is ``"smollm2"`` (the offline SmolLM2-135M-Instruct), ``"tiny-llama"`` (a seeded 2-layer LM
+    built from a config, for tests), a local folder or a Hub id. ``config`` holds extra keyword arguments of
+    the model's configuration class (``MSEAdapterConfig`` / ``EmoVerseConfig``); ``lora`` the LoRA settings of
     EmoVerse (``r``, ``alpha``, ``dropout``, ``target_modules``; the ``EmoVerseConfig`` ``lora_*`` fields).
     """
 
@@ -51,8 +52,8 @@ class DataRecipe:
 
     ``source``: ``synthetic`` (``m2se.data.synthetic.make_multimodal_dataset``), ``mmsa`` (an MMSA pickle),
     ``erc`` (MELD/CHERMA pickles), ``emt_synthetic`` (``m2se.data.synthetic.make_emt_dataset``) or ``emt``
-    (EMT JSON files per task). ``paths`` maps a split (MSE-Adapter) or a task (EMT) to a file; ``options`` holds
-    the generator / loader keyword arguments (e.g. ``num_train``, ``num_eval``, ``audio_dim``).
+    (EMT JSON files per task). ``paths`` maps a split (MSE-Adapter) or a task (EMT) to a file; ``options``
+    holds the generator / loader keyword arguments (e.g. ``num_train``, ``num_eval``, ``audio_dim``).
     """
 
     source: str
@@ -79,8 +80,8 @@ class StageRecipe:
 class EvaluationRecipe:
     """Held-out evaluation and early stopping.
 
-    ``metric`` is a key of the task's ``m2se.metrics`` result (``MAE``, ``weighted_f1`` ...); ``patience`` None
-    disables early stopping. ``max_samples`` caps the evaluation set (generation is the slow part).
+    ``metric`` is a key of the task's ``m2se.metrics`` result (``MAE``, ``weighted_f1`` ...); ``patience``
+    None disables early stopping. ``max_samples`` caps the evaluation set (generation is the slow part).
     """
 
     metric: str | None = None
@@ -125,7 +126,8 @@ def resolve_recipe_path(name_or_path: str | Path) -> Path:
     bundled = RECIPES_DIR / f"{name_or_path}.yaml"
     if not bundled.is_file():
         raise ValueError(
-            f"unknown recipe {str(name_or_path)!r}: expected one of {available_recipes()} or a path to a .yaml file"
+            f"unknown recipe {str(name_or_path)!r}: expected one of {available_recipes()} or a path to a "
+            ".yaml file"
         )
     return bundled
 
@@ -134,7 +136,9 @@ def available_recipes() -> list[str]:
     return sorted(path.stem for path in RECIPES_DIR.glob("*.yaml"))
 
 
-def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None, check_paths: bool = True) -> Recipe:
+def load_recipe(
+    name_or_path: str | Path, overrides: list[str] | None = None, check_paths: bool = True
+) -> Recipe:
     """Read, override (``key.path=value``) and validate a recipe.
 
     ``check_paths=False`` skips the existence check of ``data.paths`` (to inspect a recipe whose data lives on
@@ -153,7 +157,8 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None, ch
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Set ``raw[a][b][c] = value`` for ``"a.b.c=value"``; list items are addressed by index (``stages.1``)."""
+    """Set ``raw[a][b][c] = value`` for ``"a.b.c=value"``; list items are addressed by index
+    (``stages.1``)."""
     key_path, sep, value_text = override.partition("=")
     if not sep or not key_path:
         raise ValueError(f"a recipe override must look like key.path=value, got {override!r}")
@@ -193,9 +198,12 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ValueError(f"{where or 'recipe'}: unknown field(s) {unknown}; expected some of {sorted(fields)}")
+        raise ValueError(
+            f"{where or 'recipe'}: unknown field(s) {unknown}; expected some of {sorted(fields)}"
+        )
     missing = [
-        name for name, f in fields.items()
+        name
+        for name, f in fields.items()
         if name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
@@ -248,14 +256,17 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
         out_of_range = {task: rate for task, rate in stage.rates.items() if not 0 <= rate <= 1}
         if out_of_range:
             raise ValueError(
-                f"{where}.rates: a rate is the fraction of the task's remaining pool, in [0, 1]; got {out_of_range}"
+                f"{where}.rates: a rate is the fraction of the task's remaining pool, in [0, 1]; got "
+                f"{out_of_range}"
             )
         if not any(rate > 0 for rate in stage.rates.values()):
             raise ValueError(f"{where}.rates: at least one rate must be positive, got {stage.rates}")
         if stage.epochs < 1:
             raise ValueError(f"{where}.epochs: expected an integer >= 1, got {stage.epochs}")
         if stage.budget is not None and stage.budget < 1:
-            raise ValueError(f"{where}.budget: expected a positive number of samples or null, got {stage.budget}")
+            raise ValueError(
+                f"{where}.budget: expected a positive number of samples or null, got {stage.budget}"
+            )
     if recipe.model.kind == "mse_adapter":
         tasks = recipe.tasks
         if len(recipe.stages) != 1 or len(tasks) != 1 or tasks[0] not in ("msa", "er"):
@@ -264,7 +275,9 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
                 f"{len(recipe.stages)} stage(s) with tasks {tasks}"
             )
     if recipe.evaluation.patience is not None and recipe.evaluation.metric is None:
-        raise ValueError("evaluation.patience is set but evaluation.metric is not: early stopping needs a metric")
+        raise ValueError(
+            "evaluation.patience is set but evaluation.metric is not: early stopping needs a metric"
+        )
     for key, data_path in recipe.data.paths.items() if check_paths else ():
         resolved = Path(data_path).expanduser()
         if not resolved.exists():
