@@ -372,6 +372,9 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
         video_values, video_lengths = self._default_modality(
             video_values, video_lengths, batch_size, input_ids
         )
+        # Checked here as well as in the adapter so that bad input fails before the embedding lookup.
+        check_modality_inputs("audio", audio_values, audio_lengths, self.config.audio_feature_dim, batch_size)
+        check_modality_inputs("video", video_values, video_lengths, self.config.video_feature_dim, batch_size)
         # The placeholder id may lie outside the frozen backbone's vocabulary, which is never resized.
         text_embeds = embedding(input_ids.masked_fill(is_pseudo, 0))
         pseudo_embeds = self.adapter(
