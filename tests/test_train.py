@@ -226,3 +226,15 @@ def test_tiny_m2se_run_covers_both_stages(tmp_path):
     assert any("lora_" in name for name in weights) and any(
         "multi_modal_projector" in name for name in weights
     )
+
+
+@pytest.mark.slow
+def test_early_stopping_ends_the_run_when_the_metric_stops_improving(tmp_path):
+    # With a learning rate of 0 the MAE never improves: patience 1 stops after the second evaluation.
+    output_dir = tmp_path / "early"
+    train_m2se.main(["--recipe", "tiny_mse_adapter", "--output_dir", str(output_dir), "--learning_rate", "0",
+                     "--set", "evaluation.patience=1", "--skip_untrained_eval"])
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    evaluations = [entry for entry in state["log_history"] if "eval_MAE" in entry]
+    assert len(evaluations) == 2 and state["global_step"] == 2 * 128 // 8 < state["max_steps"]
+    assert state["best_metric"] == evaluations[0]["eval_MAE"]
