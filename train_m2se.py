@@ -78,7 +78,7 @@ class M2SEArguments:
 
 def parse_arguments(argv: list[str]) -> tuple[M2SEArguments, TrainingArguments, Recipe]:
     """Recipe first (its ``training`` values become the flag defaults), then every flag."""
-    script_args, _ = HfArgumentParser(M2SEArguments).parse_args_into_dataclasses(
+    script_args, _ = HfArgumentParser(M2SEArguments, add_help=False).parse_args_into_dataclasses(
         args=argv, return_remaining_strings=True
     )
     recipe = load_recipe(script_args.recipe, script_args.set)
