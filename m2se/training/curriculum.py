@@ -81,8 +81,7 @@ def build_curriculum(
         if len(mixture) == 0:
             raise ValueError(
                 f"stage {stage.name!r} has no data: the pools of {sorted(active)} are empty or used up by "
-                "earlier "
-                "stages"
+                "earlier stages"
             )
         used_ids.update(mixture["id"])
         rng = np.random.default_rng([seed, stage_index])
