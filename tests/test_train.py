@@ -232,9 +232,44 @@ def test_tiny_m2se_run_covers_both_stages(tmp_path):
 def test_early_stopping_ends_the_run_when_the_metric_stops_improving(tmp_path):
     # With a learning rate of 0 the MAE never improves: patience 1 stops after the second evaluation.
     output_dir = tmp_path / "early"
-    train_m2se.main(["--recipe", "tiny_mse_adapter", "--output_dir", str(output_dir), "--learning_rate", "0",
-                     "--set", "evaluation.patience=1", "--skip_untrained_eval"])
+    train_m2se.main(
+        [
+            "--recipe",
+            "tiny_mse_adapter",
+            "--output_dir",
+            str(output_dir),
+            "--learning_rate",
+            "0",
+            "--set",
+            "evaluation.patience=1",
+            "--skip_untrained_eval",
+        ]
+    )
     state = json.loads((output_dir / "trainer_state.json").read_text())
     evaluations = [entry for entry in state["log_history"] if "eval_MAE" in entry]
     assert len(evaluations) == 2 and state["global_step"] == 2 * 128 // 8 < state["max_steps"]
     assert state["best_metric"] == evaluations[0]["eval_MAE"]
+
+
+@pytest.mark.slow
+def test_classification_run_writes_a_confusion_matrix(tmp_path):
+    output_dir = tmp_path / "erc"
+    results = train_m2se.main(
+        [
+            "--recipe",
+            "tiny_mse_adapter",
+            "--output_dir",
+            str(output_dir),
+            "--set",
+            "stages.0.rates={er: 1.0}",
+            "stages.0.epochs=1",
+            "evaluation.metric=acc",
+            "evaluation.greater_is_better=true",
+            "--skip_untrained_eval",
+        ]
+    )
+    metrics = next(iter(results.values()))
+    assert {"acc", "weighted_f1", "unparsable"} <= set(metrics) and metrics["unparsable"] == 0
+    assert (output_dir / "confusion_matrix.png").stat().st_size > 1000
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["task"] == "classification" and len(config["label_names"]) == 7
