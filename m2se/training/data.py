@@ -40,7 +40,7 @@ def load_task_data(recipe: Recipe, work_dir: Path) -> TaskData:
         from m2se.data.pickles import load_mmsa_pickle
 
         splits = load_mmsa_pickle(paths["pickle"], allow_pickle=options.get("allow_pickle", False))
-        return TaskData({task: splits["train"]}, splits["valid"], splits["test"])
+        return TaskData({task: splits["train"]}, splits["validation"], splits["test"])
     if source == "erc":
         from m2se.data.pickles import load_erc_pickle
 
