@@ -320,34 +320,50 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             image_hidden_states=image_features,
         )
 
-    def _merged_state_dict(self) -> dict[str, torch.Tensor]:
-        """Every weight, with each LoRA delta folded into its base layer's weight (the live model is "
-        "untouched)."""
-        state_dict = {name: tensor for name, tensor in self.state_dict().items() if "lora_" not in name}
+    def _merge_lora(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`state_dict` with each LoRA delta folded into its base layer's weight and the LoRA tensors dropped.
+
+        The deltas come from the live LoRA modules, so the full model must be in memory (not partitioned by
+        ZeRO-3); the live model is untouched.
+        """
+        merged = {name: tensor for name, tensor in state_dict.items() if "lora_" not in name}
         for module_name, module in self.named_modules():
             if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
                 base_key = f"{module_name}.base_layer.weight"
-                state_dict[base_key] = state_dict[base_key] + module.get_delta_weight(LORA_ADAPTER_NAME).to(
-                    state_dict[base_key].dtype
+                merged[base_key] = merged[base_key] + module.get_delta_weight(LORA_ADAPTER_NAME).to(
+                    merged[base_key].dtype
                 )
-        return {name.replace(".base_layer.", "."): tensor for name, tensor in state_dict.items()}
+        return {name.replace(".base_layer.", "."): tensor for name, tensor in merged.items()}
 
-    def _trained_state_dict(self) -> dict[str, torch.Tensor]:
+    def _trained_state_dict(
+        self, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The projector and LoRA tensors of `state_dict` (default: the model's own)."""
+        state_dict = self.state_dict() if state_dict is None else state_dict
         return {
             name: tensor
-            for name, tensor in self.state_dict().items()
+            for name, tensor in state_dict.items()
             if "lora_" in name or name.startswith("multi_modal_projector.")
         }
 
-    def save_pretrained(self, save_directory: str | os.PathLike, merged: bool = False, **kwargs) -> None:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        merged: bool = False,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        **kwargs,
+    ) -> None:
         """Save the trained parts (projector + LoRA, default) or, with `merged=True`, all weights with
         LoRA merged in.
 
         The config always names the base encoder and LLM. A trained-parts checkpoint needs both to be
-        loadable by name/path when it is reloaded.
+        loadable by name/path when it is reloaded. `state_dict` (default: the model's own) is what the Trainer
+        passes, e.g. the weights gathered across ranks under ZeRO-3; only its trained tensors are written.
         """
+        state_dict = self.state_dict() if state_dict is None else state_dict
         if self.config.checkpoint_contents == "merged" or merged:
-            state_dict = self._merged_state_dict() if self.config.checkpoint_contents == "trained" else None
+            if self.config.checkpoint_contents == "trained":
+                state_dict = self._merge_lora(state_dict)
             contents = "merged"
         else:
             missing = [
@@ -361,7 +377,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
                     "unset (the part was built from a config); save with merged=True or build with "
                     "from_parts(<name/path>)"
                 )
-            state_dict = self._trained_state_dict()
+            state_dict = self._trained_state_dict(state_dict)
             contents = "trained"
         original_contents = self.config.checkpoint_contents
         self.config.checkpoint_contents = contents

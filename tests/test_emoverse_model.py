@@ -164,6 +164,18 @@ def test_trained_parts_checkpoint_holds_only_projector_and_lora(emoverse_model, 
     assert config.auto_map["AutoModelForImageTextToText"].endswith("EmoVerseForConditionalGeneration")
 
 
+def test_save_writes_the_state_dict_it_is_given(emoverse_model, tmp_path):
+    # The Trainer passes `state_dict=` (the weights gathered across ranks under ZeRO-3): save exactly those.
+    from safetensors.torch import load_file
+
+    given = {name: tensor + 1.0 for name, tensor in emoverse_model.state_dict().items()}
+    emoverse_model.save_pretrained(tmp_path, state_dict=given)
+    saved = load_file(tmp_path / "model.safetensors")
+    assert set(saved) == set(emoverse_model._trained_state_dict())
+    for name, tensor in saved.items():
+        torch.testing.assert_close(tensor, given[name], rtol=0, atol=0)
+
+
 def test_model_rejects_placeholder_and_image_count_mismatch(emoverse_model, emoverse_processor):
     from PIL import Image
 

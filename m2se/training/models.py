@@ -177,20 +177,7 @@ def build_emoverse(recipe: Recipe) -> tuple[PreTrainedModel, Any]:
     text_path = backbone_path(recipe.model.backbone)
     lora = {f"lora_{key}": value for key, value in recipe.model.lora.items()}
     model = EmoVerseForConditionalGeneration.from_parts(vision_path, text_path, **lora, **recipe.model.config)
-    _ignore_trainer_state_dict(model)
     processor = EmoVerseProcessor.from_parts(
         vision_path, text_path, image_seq_length=model.config.image_seq_length
     )
     return model, processor
-
-
-def _ignore_trainer_state_dict(model: PreTrainedModel) -> None:
-    """Work around ``EmoVerseForConditionalGeneration.save_pretrained`` failing on the ``state_dict=``
-    argument that ``Trainer`` always passes (None except under ZeRO-3): the model selects its own trained
-    tensors anyway."""
-    save_pretrained = model.save_pretrained
-
-    def save_without_state_dict(save_directory, state_dict=None, **kwargs):
-        return save_pretrained(save_directory, **kwargs)
-
-    model.save_pretrained = save_without_state_dict
