@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -135,3 +136,15 @@ def shared_data() -> Path:
             f"real data folder {SHARED_DATA} is absent (clone the repository next to ../shared to run this)"
         )
     return SHARED_DATA
+
+
+def run_in_fresh_process(args: list[str], cwd: Path) -> str:
+    """Run ``python *args`` in ``cwd`` as a user elsewhere would: offline, with an empty HF_HOME under ``cwd``
+    and without this checkout on PYTHONPATH. Returns stdout; a non-zero exit fails the test with stderr."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "HF_HOME")}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(Path(cwd) / "hf-home"))
+    completed = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout

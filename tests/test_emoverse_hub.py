@@ -4,14 +4,12 @@ with a fresh HF_HOME, through the Auto classes and trust_remote_code, and genera
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_in_fresh_process
 from safetensors.torch import load_file
 from test_emoverse_common import randomize_trained_parts, save_tiny_vit, solid_image_path
 
@@ -45,22 +43,12 @@ print(json.dumps({
 """
 
 
-def run_in_fresh_process(folder: Path, records: list[dict], auto_class: str) -> dict:
+def load_in_fresh_process(folder: Path, records: list[dict], auto_class: str) -> dict:
     with tempfile.TemporaryDirectory() as elsewhere:
-        script = Path(elsewhere) / "load_emoverse.py"
-        script.write_text(CHILD_SCRIPT)
-        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        env.update(HF_HUB_OFFLINE="1", HF_HOME=str(Path(elsewhere) / "hf-home"))
-        completed = subprocess.run(
-            [sys.executable, str(script), str(folder), json.dumps(records), auto_class],
-            cwd=elsewhere,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        stdout = run_in_fresh_process(
+            ["-c", CHILD_SCRIPT, str(folder), json.dumps(records), auto_class], Path(elsewhere)
         )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def check_child(result: dict, expected_tokens: torch.Tensor) -> None:
@@ -86,8 +74,9 @@ def test_merged_checkpoint_reloads_in_a_fresh_process(emoverse_model, emoverse_p
     folder = tmp_path / "merged"
     emoverse_model.save_pretrained(folder, merged=True)
     emoverse_processor.save_pretrained(folder)
-    assert not any(name.startswith("model") and "lora" in name for name in os.listdir(folder))
-    check_child(run_in_fresh_process(folder, records, "AutoModelForImageTextToText"), expected)
+    saved_files = [path.name for path in folder.iterdir()]
+    assert not any(name.startswith("model") and "lora" in name for name in saved_files)
+    check_child(load_in_fresh_process(folder, records, "AutoModelForImageTextToText"), expected)
 
 
 @pytest.mark.slow
@@ -116,4 +105,4 @@ def test_trained_parts_on_smollm2_reload_in_a_fresh_process(smollm2_dir, tmp_pat
     saved = load_file(folder / "model.safetensors")
     trainable = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
     assert sum(tensor.numel() for tensor in saved.values()) == trainable < 3_000_000  # not SmolLM2's 135M
-    check_child(run_in_fresh_process(folder, records, "AutoModel"), expected)
+    check_child(load_in_fresh_process(folder, records, "AutoModel"), expected)

@@ -4,15 +4,12 @@ empty HF_HOME, loads it with the Auto classes and trust_remote_code and predicts
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_tokenizer
+from conftest import build_tiny_tokenizer, run_in_fresh_process
 from transformers import AutoModelForCausalLM
 
 from modeling_mse_adapter import MSEAdapterForCausalLM
@@ -61,18 +58,8 @@ def build_inputs(seed=0):
 
 
 def run_fresh_process(folder, inputs_path, workdir):
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "HF_HOME")}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(workdir / "hf-home"))
-    completed = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_PREDICT, str(folder), str(inputs_path)],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    stdout = run_in_fresh_process(["-c", LOAD_AND_PREDICT, str(folder), str(inputs_path)], workdir)
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_in_fresh_process
 from safetensors.torch import load_file
 
 import train_m2se
@@ -58,17 +58,8 @@ def test_output_folder_loads_with_auto_classes_in_a_fresh_process(tiny_run, tmp_
         "                  video=[torch.ones(2, 8).numpy()], return_tensors='pt')\n"
         "print(type(model).__name__, model.predict(**batch)[0])\n"
     )
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tiny_run)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    name, value = result.stdout.split()[-2:]
+    stdout = run_in_fresh_process(["-c", script, str(tiny_run)], tmp_path)
+    name, value = stdout.split()[-2:]
     assert name == "MSEAdapterForCausalLM" and -3.0 <= float(value) <= 3.0
     trained = load_file(tiny_run / "model.safetensors")
     assert any(tensor.abs().sum() > 0 for tensor in trained.values())
