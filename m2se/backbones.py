@@ -68,6 +68,7 @@ def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _convert_gguf(gguf_path: Path, cache_root: Path, target: Path) -> None:
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     logger.info("Converting %s into a transformers folder at %s (once)", gguf_path, target)
@@ -76,7 +77,10 @@ def _convert_gguf(gguf_path: Path, cache_root: Path, target: Path) -> None:
     quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     config = AutoConfig.from_pretrained(folder, gguf_file=name)  # the same config, without the quantizer
     config.name_or_path = SMOLLM2_FOLDER_NAME
-    model = AutoModelForCausalLM.from_config(config)
+    # The random initialisation is overwritten below; fork the RNG so that converting on a first run leaves
+    # the caller's random state (and so everything it initialises next) as it would be on any later run.
+    with torch.random.fork_rng(devices=[]):
+        model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(quantized.state_dict())
     tokenizer.model_max_length = config.max_position_embeddings
     # Write next to the target and rename, so an interrupted conversion never leaves a half folder behind.

@@ -103,8 +103,10 @@ def _tiny_llama_path() -> Path:
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
-        torch.manual_seed(0)
-        AutoModelForCausalLM.from_config(config).save_pretrained(target)
+        # A private RNG: building the cache on a first run must not change what the run initialises next.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            AutoModelForCausalLM.from_config(config).save_pretrained(target)
         tokenizer.save_pretrained(target)
     return target
 
@@ -122,8 +124,9 @@ def _tiny_vit_path() -> Path:
             num_attention_heads=2,
             intermediate_size=64,
         )
-        torch.manual_seed(0)
-        ViTModel(config, add_pooling_layer=False).save_pretrained(target)
+        with torch.random.fork_rng(devices=[]):  # as for the tiny LLM: leave the caller's RNG alone
+            torch.manual_seed(0)
+            ViTModel(config, add_pooling_layer=False).save_pretrained(target)
         ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(target)
     return target
 
