@@ -35,8 +35,7 @@ MELD_LABELS = ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "ange
 CHERMA_LABELS = ["愤怒", "厌恶", "恐惧", "高兴", "平静", "悲伤", "惊奇"]
 
 # Hyper-parameters of the released code per dataset (PAPER_FACTS.md); `default_task_prompt` turns them into
-# the
-# paper's exact prompts. Per-backbone differences are in PAPER_BACKBONE_OVERRIDES.
+# the paper's exact prompts. Per-backbone differences are in PAPER_BACKBONE_OVERRIDES.
 PAPER_PRESETS: dict[str, dict[str, Any]] = {
     "mosei": dict(
         audio_feature_dim=74,
