@@ -1,10 +1,9 @@
 """Real multi-process runs on CPU (gloo) and crash recovery.
 
 * DDP, DeepSpeed ZeRO-2 and ZeRO-3 with 2 processes give the same losses as 1 process with the same global
-batch.
+  batch.
 * A tiny M2SE run killed with SIGKILL in the middle of stage 2 and resumed ends with the same weights and the
-same
-  m2se_curriculum.json as an uninterrupted run.
+  same m2se_curriculum.json as an uninterrupted run.
 """
 
 from __future__ import annotations
