@@ -21,6 +21,7 @@ import datasets
 import torch
 
 from m2se.collators import EmoVerseCollator, MSEAdapterCollator
+from m2se.emt.templates import ER_EMOTIONS
 from m2se.metrics import (
     binary_sentiment_metrics,
     ecpe_metrics,
@@ -30,8 +31,6 @@ from m2se.metrics import (
     parse_sentiment_answer,
     sims_regression_metrics,
 )
-
-ER_LABELS = ("anger", "sadness", "surprise", "disgust", "joy", "neutral", "fear")
 
 
 class Evaluator:
@@ -143,9 +142,9 @@ def _task_metrics(task: str, answers: list[str], references: list[str]) -> dict[
     if task == "er":
         aliases = {"happy": "joy"}  # EMT's MOSEI records answer "Happy." for joy
         return erc_metrics(
-            [parse_emotion_answer(answer, ER_LABELS, aliases) for answer in answers],
-            [parse_emotion_answer(reference, ER_LABELS, aliases) for reference in references],
-            ER_LABELS,
+            [parse_emotion_answer(answer, ER_EMOTIONS, aliases) for answer in answers],
+            [parse_emotion_answer(reference, ER_EMOTIONS, aliases) for reference in references],
+            ER_EMOTIONS,
         )
     if task == "ecpe" and any(reference.strip() for reference in references):
         return ecpe_metrics(answers, references)
