@@ -40,7 +40,7 @@ EXTRAS = {
     # dependencies pull llama-cpp, which the project never imports).
     "demo": ["gguf>=0.19"],
 }
-EXTRAS["dev"] = EXTRAS["deepspeed"] + EXTRAS["demo"] + ["pytest>=8", "ruff>=0.8"]
+EXTRAS["dev"] = EXTRAS["deepspeed"] + EXTRAS["demo"] + ["pytest>=8", "ruff>=0.8", "hypothesis>=6.100"]
 
 setup(
     name="m2se-hf",
