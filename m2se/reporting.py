@@ -19,7 +19,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
-from m2se.metrics._validation import check_class_values, check_same_length
+from m2se.metrics.validation import check_class_values, check_same_length
 
 # Keys that Trainer.evaluate() adds next to the metrics; they describe the run, not the model.
 _TRAINER_BOOKKEEPING_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second")

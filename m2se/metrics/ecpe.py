@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from ._validation import check_same_length
+from .validation import check_same_length
 
 # The six emotions that a target utterance of an ECPE record can carry (neutral utterances get no record).
 ECPE_EMOTIONS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")

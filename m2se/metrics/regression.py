@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from ._validation import as_finite_float_array, check_same_length
+from .validation import as_finite_float_array, check_same_length
 
 # Inner bin edges of the SIMS metrics; bins are right-closed: Mult_acc_3 is [-1, -0.1], (-0.1, 0.1], (0.1, 1].
 SIMS_BIN_THRESHOLDS: dict[str, tuple[float, ...]] = {

@@ -1,4 +1,5 @@
-"""Input checks shared by the metrics: each raises before computing, naming what it expected and got."""
+"""Input checks of the metrics, public for other modules that score predictions (``m2se.reporting``): each
+raises before computing, naming what it expected and what it got."""
 
 from __future__ import annotations
 
