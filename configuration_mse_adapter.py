@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
+import os
 from typing import Any, ClassVar
 
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.utils import CONFIG_NAME
 
 TASKS = ("regression", "classification")
 LANGUAGES = ("en", "zh")
+# Integer sizes of the adapter; each must be >= 1.
+POSITIVE_INT_FIELDS = (
+    "audio_feature_dim",
+    "video_feature_dim",
+    "audio_hidden_size",
+    "video_hidden_size",
+    "fusion_size",
+    "num_pseudo_tokens",
+)
 
 # Marker strings that open and close the multimodal block in the LLM input, per language (paper, section 3).
 MULTIMODAL_MARKERS = {"en": ("<Multimodal>", "</Multimodal>"), "zh": ("<多模态>", "</多模态>")}
@@ -96,6 +108,21 @@ def default_task_prompt(
         return template.format(low=f"{low:.1f}", high=f"{high:.1f}")
     template = _EN_CLASSIFICATION_PROMPT if language == "en" else _ZH_CLASSIFICATION_PROMPT
     return template.format(label_set=", ".join(f"{name}:{index}" for index, name in enumerate(label_names)))
+
+
+def describe_value(value: Any) -> str:
+    """`value` with its type, for error messages: `str 'four'`, `float 4.5`."""
+    return f"{type(value).__name__} {value!r}"
+
+
+def is_integer(value: Any) -> bool:
+    """An integer (Python or numpy), not a bool: `True` as a size or an index is always a mistake."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real_number(value: Any) -> bool:
+    """An int or float (Python or numpy), not a bool and not complex."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def format_regression_label(value: float) -> str:
@@ -196,15 +223,72 @@ class MSEAdapterConfig(PretrainedConfig):
             fields["backbone_model_type"] = backbone_model_type
             self.text_config = PretrainedConfig(**fields)
         super().__post_init__(**kwargs)
+        if isinstance(self.base_model_name_or_path, os.PathLike):
+            self.base_model_name_or_path = os.fspath(self.base_model_name_or_path)
+        self._check_field_types()
         self.msf_ratios = [int(ratio) for ratio in self.msf_ratios]
         if self.value_range is not None:
             self.value_range = [float(bound) for bound in self.value_range]
         if self.label_names is not None:
-            self.label_names = [str(name) for name in self.label_names]
+            self.label_names = list(self.label_names)
         self._validate_adapter_fields()
         if self.task_prompt is None:
             self.task_prompt = default_task_prompt(
                 self.task, self.language, self.label_names, self.value_range
+            )
+
+    def _check_field_types(self) -> None:
+        """TypeError naming the field, the expected type and the value received, for every adapter field.
+
+        Runs when a config is built and when one is loaded (`config.json` holding `"four"` for a size
+        arrives here as a str), before any value is compared or converted.
+        """
+        for name in POSITIVE_INT_FIELDS:
+            if not is_integer(getattr(self, name)):
+                raise TypeError(
+                    f"{name} must be a positive integer, got {describe_value(getattr(self, name))}"
+                )
+        if not isinstance(self.msf_ratios, (list, tuple)) or not all(map(is_integer, self.msf_ratios)):
+            raise TypeError(
+                f"msf_ratios must be a list of 3 positive integers, got {describe_value(self.msf_ratios)}"
+            )
+        if self.value_range is not None and (
+            not isinstance(self.value_range, (list, tuple)) or not all(map(is_real_number, self.value_range))
+        ):
+            raise TypeError(
+                f"value_range must be a list [low, high] of numbers, got {describe_value(self.value_range)}"
+            )
+        if self.label_names is not None and (
+            not isinstance(self.label_names, (list, tuple))
+            or not all(isinstance(name, str) for name in self.label_names)
+        ):
+            raise TypeError(f"label_names must be a list of strings, got {describe_value(self.label_names)}")
+        for name in ("task", "language"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {describe_value(getattr(self, name))}")
+        for name in ("task_prompt", "base_model_name_or_path"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a string or None, got {describe_value(value)}")
+        if self.pseudo_token_id is not None and not (
+            is_integer(self.pseudo_token_id) and self.pseudo_token_id >= 0
+        ):
+            raise TypeError(
+                "pseudo_token_id must be a non-negative integer or None, "
+                f"got {describe_value(self.pseudo_token_id)}"
+            )
+        if self.answer_token_ids is not None and (
+            not isinstance(self.answer_token_ids, (list, tuple))
+            or not all(
+                isinstance(token_ids, (list, tuple))
+                and token_ids
+                and all(is_integer(token_id) and token_id >= 0 for token_id in token_ids)
+                for token_ids in self.answer_token_ids
+            )
+        ):
+            raise TypeError(
+                "answer_token_ids must be a list of non-empty lists of token ids (non-negative integers), "
+                f"got {describe_value(self.answer_token_ids)}"
             )
 
     def _validate_adapter_fields(self) -> None:
@@ -212,14 +296,7 @@ class MSEAdapterConfig(PretrainedConfig):
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.language not in LANGUAGES:
             raise ValueError(f"language must be one of {LANGUAGES}, got {self.language!r}")
-        for name in (
-            "audio_feature_dim",
-            "video_feature_dim",
-            "audio_hidden_size",
-            "video_hidden_size",
-            "fusion_size",
-            "num_pseudo_tokens",
-        ):
+        for name in POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
@@ -245,6 +322,12 @@ class MSEAdapterConfig(PretrainedConfig):
                 raise ValueError(f"value_range must be finite with low < high, got {self.value_range}")
             if not regression_answers((low, high)):
                 raise ValueError(f"value_range {self.value_range} contains no value with one decimal")
+        if self.answer_token_ids is not None and len(self.answer_token_ids) != len(self.answers):
+            # predict maps the i-th token sequence to the i-th answer: a different count mislabels outputs.
+            raise ValueError(
+                f"answer_token_ids must hold one token sequence per admissible answer ({len(self.answers)}), "
+                f"got {len(self.answer_token_ids)}"
+            )
 
     @property
     def hidden_size(self) -> int | None:
@@ -269,6 +352,19 @@ class MSEAdapterConfig(PretrainedConfig):
             raise ValueError(f"backbone must be one of {PAPER_BACKBONES}, got {backbone!r}")
         fields = {**PAPER_PRESETS[dataset], **PAPER_BACKBONE_OVERRIDES.get((dataset, backbone), {}), **kwargs}
         return cls(**fields)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> MSEAdapterConfig:
+        """`PretrainedConfig.from_pretrained`, with the file named in the error when a field is invalid."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except (TypeError, ValueError) as error:
+            source = os.fspath(pretrained_model_name_or_path)
+            if not os.path.isfile(source):
+                source = os.path.join(source, kwargs.get("subfolder") or "", CONFIG_NAME)
+            # The field's own message says what was expected and received; the traceback into the
+            # validation code would only hide it.
+            raise (TypeError if isinstance(error, TypeError) else ValueError)(f"{source}: {error}") from None
 
 
 MSEAdapterConfig.register_for_auto_class()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 import torch
+from transformers import AutoConfig
 
 from configuration_mse_adapter import (
     PAPER_PRESETS,
@@ -144,3 +148,67 @@ def test_plugin_output_shape_and_missing_modality_contributes_nothing():
     torch.testing.assert_close(both[1], audio_only[1], rtol=0, atol=0)
     assert not torch.equal(both[0], audio_only[0])
     torch.testing.assert_close(single[0], both[0])
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"num_pseudo_tokens": "four"}, "num_pseudo_tokens must be a positive integer, got str 'four'"),
+        ({"num_pseudo_tokens": 4.5}, "num_pseudo_tokens must be a positive integer, got float 4.5"),
+        ({"fusion_size": True}, "fusion_size must be a positive integer, got bool True"),
+        ({"audio_feature_dim": None}, "audio_feature_dim must be a positive integer, got NoneType None"),
+        ({"video_hidden_size": [32]}, "video_hidden_size must be a positive integer, got list \\[32\\]"),
+        ({"msf_ratios": 8}, "msf_ratios must be a list of 3 positive integers, got int 8"),
+        ({"msf_ratios": "8,32,16"}, "msf_ratios must be a list of 3 positive integers, got str '8,32,16'"),
+        ({"msf_ratios": [8, 32.5, 16]}, "msf_ratios must be a list of 3 positive integers, got list"),
+        ({"value_range": "-3,3"}, "value_range must be a list \\[low, high\\] of numbers, got str '-3,3'"),
+        ({"value_range": [-3, "3"]}, "value_range must be a list \\[low, high\\] of numbers, got list"),
+        (
+            {"task": "classification", "label_names": "abc"},
+            "label_names must be a list of strings, got str 'abc'",
+        ),
+        ({"task": "classification", "label_names": [0, 1]}, "label_names must be a list of strings"),
+        ({"task": ["regression"]}, "task must be a string, got list"),
+        ({"task_prompt": 5}, "task_prompt must be a string or None, got int 5"),
+        ({"base_model_name_or_path": 1}, "base_model_name_or_path must be a string or None, got int 1"),
+        ({"pseudo_token_id": "x"}, "pseudo_token_id must be a non-negative integer or None, got str 'x'"),
+        ({"pseudo_token_id": -1}, "pseudo_token_id must be a non-negative integer or None, got int -1"),
+        ({"answer_token_ids": [1, 2]}, "answer_token_ids must be a list of non-empty lists of token ids"),
+        ({"answer_token_ids": [[1], []]}, "answer_token_ids must be a list of non-empty lists of token ids"),
+    ],
+)
+def test_config_fields_of_the_wrong_type_raise_type_errors(fields, message):
+    fields = {"text_config": {"model_type": "llama", "hidden_size": 64}, **fields}
+    with pytest.raises(TypeError, match=message):
+        MSEAdapterConfig(**fields)
+
+
+def test_answer_token_ids_need_one_sequence_per_answer():
+    with pytest.raises(ValueError, match="one token sequence per admissible answer \\(3\\), got 2"):
+        MSEAdapterConfig(task="classification", label_names=["a", "b", "c"], answer_token_ids=[[5], [6]])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "message"),
+    [
+        (
+            "num_pseudo_tokens",
+            "four",
+            TypeError,
+            "num_pseudo_tokens must be a positive integer, got str 'four'",
+        ),
+        ("msf_ratios", [8, 32], ValueError, "msf_ratios must hold 3 positive integers"),
+    ],
+)
+def test_loading_a_config_json_with_a_bad_field_names_the_file_and_the_field(
+    tmp_path, field, value, error, message
+):
+    MSEAdapterConfig(text_config={"model_type": "llama", "hidden_size": 64}).save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    saved = json.loads(config_file.read_text())
+    saved[field] = value
+    config_file.write_text(json.dumps(saved))
+    with pytest.raises(error, match=f"^{re.escape(str(config_file))}: {message}"):
+        MSEAdapterConfig.from_pretrained(tmp_path)
+    with pytest.raises(error, match=f"^{re.escape(str(config_file))}: {message}"):
+        AutoConfig.from_pretrained(tmp_path, trust_remote_code=True)
