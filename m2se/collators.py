@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 
-IGNORE_INDEX = -100
+from processing_mse_adapter import IGNORE_INDEX
 
 
 class _TaskIds:

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from m2se.data.synthetic import MELD_LABEL_NAMES, make_emt_dataset, make_multimodal_dataset
+from m2se.data.conversations import MELD_EMOTIONS as MELD_LABEL_NAMES
+from m2se.data.synthetic import make_multimodal_dataset
 from m2se.emt import templates
+from m2se.emt.synthetic import make_emt_dataset
 from m2se.facial import action_unit_table
 
 
@@ -100,7 +102,7 @@ def test_bad_arguments(kwargs, message):
 
 def test_emt_dataset_records_templates_and_images(tmp_path):
     ds = make_emt_dataset(tmp_path / "emt", num_per_task=12, seed=4)
-    assert len(ds) == 60 and set(ds["task"]) == set(templates.TASKS)
+    assert len(ds) == 60 and set(ds["task"]) == set(templates.EMT_TASKS)
     again = make_emt_dataset(tmp_path / "again", num_per_task=12, seed=4)
     assert ds["response"] == again["response"] and ds["query"] == again["query"]
     table = action_unit_table()

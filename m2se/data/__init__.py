@@ -15,7 +15,8 @@ Standard multimodal row schema (MMSA and MSE-Adapter pickles, the synthetic gene
 =================  ============================================================================
 
 Other layouts: MELD CSVs and ECF 1.0 / 2.0 conversations (``m2se.data.conversations``), EMT / ms-swift
-instruction records (``m2se.data.emt``). Pickles load only with ``allow_pickle=True``
+instruction records (``m2se.data.emt``; ``m2se.emt`` builds them and sits above this package: ``m2se.data``
+imports nothing from it). Pickles load only with ``allow_pickle=True``
 (``m2se.data.pickles``); ``python -m m2se.data convert`` turns one into an Arrow folder once.
 """
 
@@ -23,7 +24,7 @@ from m2se.data.conversations import load_ecf1, load_ecf2, load_meld, load_meld_c
 from m2se.data.emt import load_emt
 from m2se.data.pickles import ERC_LABEL_NAMES, load_erc_pickle, load_mmsa_pickle
 from m2se.data.schema import EMT_FEATURES, emt_dataset, multimodal_features
-from m2se.data.synthetic import make_emt_dataset, make_multimodal_dataset
+from m2se.data.synthetic import make_multimodal_dataset
 
 __all__ = [
     "EMT_FEATURES",
@@ -36,7 +37,6 @@ __all__ = [
     "load_meld",
     "load_meld_csv",
     "load_mmsa_pickle",
-    "make_emt_dataset",
     "make_multimodal_dataset",
     "multimodal_features",
 ]

@@ -47,7 +47,7 @@ import yaml
 from datasets.table import InMemoryTable
 
 from m2se.data.emt import load_emt
-from m2se.emt.templates import TASKS
+from m2se.emt.templates import EMT_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def _validate_rates(rates: Any, where: str) -> dict[str, float]:
         raise ValueError(f"{where}: 'rates' must be a non-empty mapping task -> rate, got {rates!r}")
     checked = {}
     for task, rate in rates.items():
-        if task not in TASKS:
-            raise ValueError(f"{where}: unknown task {task!r} in rates; expected one of {list(TASKS)}")
+        if task not in EMT_TASKS:
+            raise ValueError(f"{where}: unknown task {task!r} in rates; expected one of {list(EMT_TASKS)}")
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
             raise ValueError(f"{where}: rate of {task!r} must be a number in [0, 1], got {rate!r}")
         checked[task] = float(rate)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-TASKS = ("msa", "er", "fer", "eri", "ecpe")
+EMT_TASKS = ("msa", "er", "fer", "eri", "ecpe")
+"""The five EMT task names, in the order of the M2SE paper (records, stage rates and recipes use them)."""
 
 SYSTEM_PROMPT = "You are an sentiment and emotion analysis expert."
 

@@ -53,7 +53,7 @@ def load_task_data(recipe: Recipe, work_dir: Path) -> TaskData:
         }
         return TaskData({task: splits["train"]}, splits["valid"], splits["test"])
     if source == "emt_synthetic":
-        from m2se.data.synthetic import make_emt_dataset
+        from m2se.emt.synthetic import make_emt_dataset
 
         num_eval = options.get("num_eval_per_task", 0)
         records = make_emt_dataset(

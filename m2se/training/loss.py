@@ -30,7 +30,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from processing_mse_adapter import IGNORE_INDEX
+
 EMA_DECAY = 0.9
 
 

@@ -20,11 +20,12 @@ from typing import Any
 
 import yaml
 
+from m2se.emt.templates import EMT_TASKS as TASKS
+
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 DEFAULT_RECIPE = "demo"
 
-# The five tasks of M2SE; MSE-Adapter trains one of "msa" (regression) or "er" (classification) at a time.
-TASKS = ("msa", "er", "fer", "eri", "ecpe")
+# TASKS: the five tasks of M2SE; MSE-Adapter trains one of "msa" (regression) or "er" (classification).
 MODEL_KINDS = ("mse_adapter", "emoverse")
 DATA_SOURCES = ("synthetic", "mmsa", "erc", "emt_synthetic", "emt")
 
@@ -51,7 +52,7 @@ class DataRecipe:
     """Where the samples come from.
 
     ``source``: ``synthetic`` (``m2se.data.synthetic.make_multimodal_dataset``), ``mmsa`` (an MMSA pickle),
-    ``erc`` (MELD/CHERMA pickles), ``emt_synthetic`` (``m2se.data.synthetic.make_emt_dataset``) or ``emt``
+    ``erc`` (MELD/CHERMA pickles), ``emt_synthetic`` (``m2se.emt.synthetic.make_emt_dataset``) or ``emt``
     (EMT JSON files per task). ``paths`` maps a split (MSE-Adapter) or a task (EMT) to a file; ``options``
     holds the generator / loader keyword arguments (e.g. ``num_train``, ``num_eval``, ``audio_dim``).
     """
