@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 
+from m2se.data.emt import validate_emt_record
 from processing_mse_adapter import IGNORE_INDEX
 
 
@@ -47,6 +48,8 @@ class MSEAdapterCollator:
         self.task_ids = _TaskIds(tasks, tasks[0])
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> BatchFeature:
+        if not rows:
+            raise ValueError("MSEAdapterCollator got an empty list of rows; expected at least one sample")
         batch = self.processor(
             text=[row["text"] for row in rows],
             audio=[np.asarray(row["audio"], dtype=np.float32) for row in rows],
@@ -78,8 +81,22 @@ class EmoVerseCollator:
         self.task_ids = _TaskIds(tasks, None)
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> BatchFeature:
-        # datasets stores the absent one of images/videos as None; the processor expects it missing.
-        records = [{key: value for key, value in row.items() if value is not None} for row in rows]
+        if not rows:
+            raise ValueError(
+                "EmoVerseCollator got an empty list of records; expected at least one EMT record"
+            )
+        records = []
+        for index, row in enumerate(rows):
+            where = (
+                f"EMT record {row['id']!r}"
+                if isinstance(row, dict) and row.get("id")
+                else f"EMT record {index}"
+            )
+            checked = validate_emt_record(row, where, require_response=self.with_labels)
+            # Keys the processor reads beyond the EMT fields (e.g. ``video_frame_indices``) pass through;
+            # absent values (None) are left out, as the processor expects.
+            merged = {**row, **checked}
+            records.append({key: value for key, value in merged.items() if value is not None})
         batch = self.processor.process_emt_records(records, training=self.with_labels)
         if self.with_labels:
             batch["task_ids"] = self.task_ids(rows)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from m2se.data.tables import read_csv
+
 DEFAULT_INTENSITY_THRESHOLD = 0.8
 _TABLE_PATH = Path(__file__).parent / "resources" / "facial_action_units.json"
 _INTENSITY_COLUMN = re.compile(r"^AU\d+_r$")
@@ -69,7 +71,7 @@ def read_openface_csv(csv_path: str | os.PathLike) -> pd.DataFrame:
     path = Path(csv_path)
     if not path.is_file():
         raise FileNotFoundError(f"OpenFace CSV not found: {path}")
-    frame = pd.read_csv(path, skipinitialspace=True)
+    frame = read_csv(path, "an OpenFace 2.x CSV", skipinitialspace=True)
     frame.columns = [str(column).strip() for column in frame.columns]
     missing = [column for column in ("frame", "success", "confidence") if column not in frame.columns]
     if missing or not any(_INTENSITY_COLUMN.match(column) for column in frame.columns):
@@ -82,10 +84,33 @@ def read_openface_csv(csv_path: str | os.PathLike) -> pd.DataFrame:
         for column in frame.columns
         if column in ("frame", "face_id", "success", "confidence") or _AU_COLUMN.match(column)
     ]
-    frame = frame.loc[:, keep].copy()
+    frame = _numeric(frame.loc[:, keep], path)
     if "face_id" not in frame.columns:
         frame["face_id"] = 0
     return frame
+
+
+def _numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The columns as numbers; a text value or an empty cell (a truncated file) is an error naming it."""
+    numbers = frame.apply(pd.to_numeric, errors="coerce")
+    text = numbers.isna() & frame.notna()
+    if text.any(axis=None):
+        row = int(text.any(axis=1).idxmax())
+        column = next(column for column in frame.columns if text.at[row, column])
+        raise ValueError(
+            f"{path} line {row + 2}: {column} is {frame.at[row, column]!r}; expected a number in every "
+            "frame, success, confidence and AU column"
+        )
+    empty = numbers.isna().any(axis=1)
+    if empty.any():
+        row = int(empty.idxmax())
+        columns = [column for column in frame.columns if pd.isna(numbers.at[row, column])]
+        shown = ", ".join(columns[:4]) + (f" and {len(columns) - 4} more" if len(columns) > 4 else "")
+        raise ValueError(
+            f"{path} line {row + 2} has no value for {shown}: the file looks truncated or damaged "
+            "(expected a number in every frame, success, confidence and AU column)"
+        )
+    return numbers
 
 
 def _peak_row(frame: pd.DataFrame, source: Path, min_confidence: float) -> pd.Series:

@@ -9,6 +9,7 @@ from test_data_conversations import ECF2_RECORD, _write_meld
 from test_facial import write_openface
 
 from m2se.data import load_ecf2, load_emt, load_meld_csv
+from m2se.data.tables import read_table
 from m2se.emt import builders, templates
 from m2se.emt.__main__ import main as emt_cli
 
@@ -111,7 +112,7 @@ def test_ecpe_pair_emotion_mismatch(tmp_path):
 def test_mosei_msa_and_nn_variant(tmp_path):
     table_path = tmp_path / "mosei.csv"
     table_path.write_text("id,text,score\n0001_a,good,1.2\n0002_b,meh,0\n0003_c,bad,-0.4\n", encoding="utf-8")
-    table = builders.read_table(table_path, ("id", "text", "score"))
+    table = read_table(table_path, ("id", "text", "score"))
     result = builders.msa_records(table, "MOSEI", source="mosei")
     assert [(r["id"], r["response"]) for r in result.records] == [
         ("msa/mosei/0001_a", "Positive."),
@@ -122,10 +123,10 @@ def test_mosei_msa_and_nn_variant(tmp_path):
     assert [r["response"] for r in nn.records] == ["Positive.", "Positive.", "Negative."]
     table_path.write_text("id,text,score\n1,x,high\n", encoding="utf-8")
     with pytest.raises(ValueError, match="id 1: score must be a number, got 'high'"):
-        builders.msa_records(builders.read_table(table_path, ("id", "text", "score")), "m")
+        builders.msa_records(read_table(table_path, ("id", "text", "score")), "m")
     table_path.write_text("id,text,score\n1,x,nan\n", encoding="utf-8")
     with pytest.raises(ValueError, match="score must be finite"):
-        builders.msa_records(builders.read_table(table_path, ("id", "text", "score")), "m")
+        builders.msa_records(read_table(table_path, ("id", "text", "score")), "m")
 
 
 def test_eri_records_and_tables(tmp_path):
@@ -133,21 +134,21 @@ def test_eri_records_and_tables(tmp_path):
     table_path.write_text(
         json.dumps({"id": "v1", "reason": " She smiles because she won. "}) + "\n", encoding="utf-8"
     )
-    (record,) = builders.eri_records(builders.read_table(table_path, ("id", "reason")), "V").records
+    (record,) = builders.eri_records(read_table(table_path, ("id", "reason")), "V").records
     assert record["query"] == (
         "<reason> What is the emotional state of the person in the video? Please tell me the reason."
     )
     assert record["response"] == "She smiles because she won." and record["id"] == "eri/mosei/v1"
     table_path.write_text(json.dumps({"id": "v2", "reason": "  "}) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match="id v2: the reason text is empty"):
-        builders.eri_records(builders.read_table(table_path, ("id", "reason")), "V")
+        builders.eri_records(read_table(table_path, ("id", "reason")), "V")
     with pytest.raises(ValueError, match=r"missing columns \['text'\]"):
-        builders.read_table(table_path, ("id", "text"))
+        read_table(table_path, ("id", "text"))
     with pytest.raises(ValueError, match=r"tables must be \.csv, \.tsv, \.json or \.jsonl"):
         (tmp_path / "t.xlsx").write_text("", encoding="utf-8")
-        builders.read_table(tmp_path / "t.xlsx", ("id",))
+        read_table(tmp_path / "t.xlsx", ("id",))
     with pytest.raises(FileNotFoundError, match="table not found"):
-        builders.read_table(tmp_path / "none.csv", ("id",))
+        read_table(tmp_path / "none.csv", ("id",))
 
 
 def test_fer_records_from_openface(tmp_path):
@@ -159,7 +160,7 @@ def test_fer_records_from_openface(tmp_path):
     write_openface(openface / "clip2.csv", [{"frame": 1, "AU26_r": 2.0}])
     table_path = tmp_path / "fer.csv"
     table_path.write_text("id,emotion\nclip1,happy\nclip2,sadness\n", encoding="utf-8")
-    table = builders.read_table(table_path, ("id", "emotion"))
+    table = read_table(table_path, ("id", "emotion"))
     result = builders.fer_records(table, openface, "frames", source="fer")
     (record,) = result.records
     assert record == {
@@ -176,10 +177,10 @@ def test_fer_records_from_openface(tmp_path):
     assert pattern == ["f/clip1/7.png"]
     table_path.write_text("id,emotion\nclip1,joy\nclip2,bored\n", encoding="utf-8")
     with pytest.raises(ValueError, match="id clip2: unknown emotion 'bored'; known emotions: anger"):
-        builders.fer_records(builders.read_table(table_path, ("id", "emotion")), openface, "f")
+        builders.fer_records(read_table(table_path, ("id", "emotion")), openface, "f")
     table_path.write_text("id,emotion\nclip3,joy\n", encoding="utf-8")
     with pytest.raises(FileNotFoundError, match=r"1 OpenFace CSVs missing .* e\.g\. clip3\.csv"):
-        builders.fer_records(builders.read_table(table_path, ("id", "emotion")), openface, "f")
+        builders.fer_records(read_table(table_path, ("id", "emotion")), openface, "f")
 
 
 def test_cli_meld_writes_jsonl_loadable_by_load_emt(tmp_path, capsys):
@@ -205,11 +206,26 @@ def test_cli_meld_writes_jsonl_loadable_by_load_emt(tmp_path, capsys):
 def test_cli_errors_exit_with_message(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         emt_cli(
-            ["ecf", "--json", str(tmp_path / "none.json"), "--media-root", "r", "--out", str(tmp_path / "o")]
+            [
+                "ecf",
+                "--json",
+                str(tmp_path / "none.json"),
+                "--media-root",
+                "r",
+                "--out",
+                str(tmp_path / "o.jsonl"),
+            ]
         )
-    assert exit_info.value.code == 2 and "ECF 2.0 JSON not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        emt_cli(["ecf", "--media-root", "r", "--out", str(tmp_path / "o")])  # --json or --ecf1 required
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"python -m m2se.emt: error: ECF 2.0 JSON not found: {tmp_path / 'none.json'}\n"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        emt_cli(["ecf", "--media-root", "r", "--out", str(tmp_path / "o.jsonl")])  # --json or --ecf1 required
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "python -m m2se.emt ecf: error: one of the arguments --json --ecf1 is required\n"
+    )
 
 
 @pytest.mark.shared_data

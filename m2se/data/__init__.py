@@ -21,7 +21,7 @@ imports nothing from it). Pickles load only with ``allow_pickle=True``
 """
 
 from m2se.data.conversations import load_ecf1, load_ecf2, load_meld, load_meld_csv
-from m2se.data.emt import load_emt
+from m2se.data.emt import load_emt, validate_emt_record
 from m2se.data.pickles import ERC_LABEL_NAMES, load_erc_pickle, load_mmsa_pickle
 from m2se.data.schema import EMT_FEATURES, emt_dataset, multimodal_features
 from m2se.data.synthetic import make_multimodal_dataset
@@ -39,4 +39,5 @@ __all__ = [
     "load_mmsa_pickle",
     "make_multimodal_dataset",
     "multimodal_features",
+    "validate_emt_record",
 ]

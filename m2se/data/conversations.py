@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import pandas as pd
+
+from m2se.data.tables import read_csv, read_text
 
 MELD_EMOTIONS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
 MELD_SENTIMENTS = ("negative", "neutral", "positive")
@@ -86,7 +87,7 @@ def _existing_file(path: str | os.PathLike, what: str) -> Path:
 def load_meld_csv(path: str | os.PathLike) -> datasets.Dataset:
     """One MELD split CSV as a ``Dataset`` (schema in the module docstring)."""
     path = _existing_file(path, "MELD CSV")
-    table = pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
+    table = read_csv(path, "a MELD CSV", dtype=str, keep_default_na=False)
     missing = [column for column in MELD_COLUMNS if column not in table.columns]
     if missing:
         raise ValueError(f"{path} is not a MELD CSV: missing columns {missing}; it has {list(table.columns)}")
@@ -164,7 +165,7 @@ def load_ecf2(path: str | os.PathLike) -> datasets.Dataset:
     """An ECF 2.0 JSON file (Subtask 1 or 2, with or without pairs) as one row per conversation."""
     path = _existing_file(path, "ECF 2.0 JSON")
     try:
-        conversations = json.loads(path.read_text(encoding="utf-8"))
+        conversations = json.loads(read_text(path, "an ECF 2.0 JSON file"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
     if not isinstance(conversations, list):
@@ -207,7 +208,7 @@ _ECF1_PAIR = re.compile(r"\((\d+),(\d+)\)")
 def load_ecf1(path: str | os.PathLike) -> datasets.Dataset:
     """An ECF 1.0 text file (``train.txt``, ``dev.txt``, ``test.txt``, ``all_data_pair_ECFvsMELD.txt``)."""
     path = _existing_file(path, "ECF 1.0 file")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path, "an ECF 1.0 text file").splitlines()
     rows = []
     index = 0
     while index < len(lines):

@@ -67,7 +67,15 @@ def read_trusted_pickle(path: str | os.PathLike, *, allow_pickle: bool) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"pickle file not found: {path}")
     with open(path, "rb") as handle:
-        return pickle.load(handle)
+        try:
+            return pickle.load(handle)
+        # Unpickling bytes that are not a pickle (or a pickle of classes that are not installed) can raise
+        # nearly any exception type; each means the same thing to the caller.
+        except Exception as error:
+            raise ValueError(
+                f"{path} is not a readable pickle ({type(error).__name__}: {error}); expected an MMSA or "
+                "MSE-Adapter .pkl file"
+            ) from error
 
 
 class _NonFiniteCounter:

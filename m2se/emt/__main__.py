@@ -3,6 +3,10 @@
 Subcommands: ``meld`` (ER, MSA), ``ecf`` (ECPE from ECF 2.0 JSON or ECF 1.0 text), ``mosei`` (MSA from an
 (id, text, score) table), ``eri`` (an (id, reason) table), ``fer`` (an (id, emotion) table + OpenFace CSVs)
 and ``mix`` (a stage YAML). Each prints what it wrote, per task, and what it skipped.
+
+The output is a new ``.jsonl`` file, written atomically. An output that is one of the inputs or a file that is
+not EMT JSONL is refused; an existing EMT JSONL output is replaced only with ``--overwrite``. Bad input prints
+one line and exits 2 (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ from pathlib import Path
 
 import datasets
 
+from m2se.cli import CommandLineParser, add_debug_flag, run_command
 from m2se.data.conversations import load_ecf1, load_ecf2, load_meld_csv
+from m2se.data.emt import load_emt
 from m2se.data.schema import EMT_FEATURES
+from m2se.data.tables import read_table
 from m2se.emt import builders
 from m2se.emt.mix import build_stage, load_stage
+from m2se.outputs import check_output
 
 
 def _task_paths(values: Sequence[str]) -> dict[str, list[str]]:
@@ -42,7 +50,7 @@ def _build(args: argparse.Namespace) -> builders.BuildResult:
         conversations = load_ecf2(path) if args.json else load_ecf1(path)
         return builders.ecpe_records(conversations, args.media_root, source=args.source or path.stem)
     if args.command == "mosei":
-        table = builders.read_table(args.table, ("id", "text", "score"))
+        table = read_table(args.table, ("id", "text", "score"))
         return builders.msa_records(
             table,
             args.media_root,
@@ -51,14 +59,14 @@ def _build(args: argparse.Namespace) -> builders.BuildResult:
             media_suffix=args.media_suffix,
         )
     if args.command == "eri":
-        table = builders.read_table(args.table, ("id", "reason"))
+        table = read_table(args.table, ("id", "reason"))
         return builders.eri_records(
             table,
             args.media_root,
             source=args.source or Path(args.table).stem,
             media_suffix=args.media_suffix,
         )
-    table = builders.read_table(args.table, ("id", "emotion"))
+    table = read_table(args.table, ("id", "emotion"))
     return builders.fer_records(
         table,
         args.openface_dir,
@@ -71,12 +79,18 @@ def _build(args: argparse.Namespace) -> builders.BuildResult:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m m2se.emt", description=__doc__.splitlines()[0])
+    parser = CommandLineParser(prog="python -m m2se.emt", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str, media: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--out", type=Path, required=True, help="output JSONL file")
+        sub.add_argument(
+            "--out", type=Path, required=True, help="output JSONL file (new, or see --overwrite)"
+        )
+        sub.add_argument(
+            "--overwrite", action="store_true", help="replace --out when it already holds EMT records"
+        )
+        add_debug_flag(sub)
         if media:
             sub.add_argument(
                 "--media-root", required=True, help="folder of the videos/images, as seen in training"
@@ -127,33 +141,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """Every file the command reads, so that ``--out`` can never be one of them."""
+    if args.command == "meld":
+        return [Path(args.csv)]
+    if args.command == "ecf":
+        return [Path(args.json or args.ecf1)]
+    if args.command == "fer":
+        return [Path(args.table), *sorted(Path(args.openface_dir).glob("*.csv"))]
+    return [Path(args.table)]
+
+
+def _is_emt_jsonl(path: Path) -> bool:
+    try:
+        load_emt(path)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _checked_output(args: argparse.Namespace, inputs: Sequence[str | Path]) -> Path:
+    out = check_output(
+        args.out, inputs=inputs, overwrite=args.overwrite, is_ours=_is_emt_jsonl, kind="EMT JSONL file"
+    )
+    if out.suffix != ".jsonl":
+        raise ValueError(
+            f"--out {out}: EMT records are written as JSON Lines; expected a path ending in .jsonl"
+        )
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     datasets.disable_progress_bars()
-    try:
-        if args.command == "mix":
-            spec = load_stage(args.stage).with_overrides(
-                data=_task_paths(args.data), exclude=args.exclude, budget=args.budget, seed=args.seed
-            )
-            mixture, counts = build_stage(spec)
-            written = builders.write_jsonl(
-                (
-                    {key: row[key] for key in EMT_FEATURES if row.get(key) not in (None, [])}
-                    for row in mixture.to_list()
-                ),
-                args.out,
-            )
-            per_task = ", ".join(f"{task} {count}" for task, count in counts.items())
-            print(f"{spec.name}: wrote {written} samples to {args.out} ({per_task})")
-            return 0
-        result = _build(args)
-    except (ValueError, FileNotFoundError) as error:
-        parser.exit(2, f"error: {error}\n")
-    builders.write_jsonl(result.records, args.out)
-    print(f"wrote {args.out}: {result.summary()}")
+    if args.command == "mix":
+        spec = load_stage(args.stage).with_overrides(
+            data=_task_paths(args.data), exclude=args.exclude, budget=args.budget, seed=args.seed
+        )
+        data_files = [path for paths in spec.data.values() for path in paths]
+        out = _checked_output(args, [args.stage, *data_files, *spec.exclude])
+        mixture, counts = build_stage(spec)
+        written = builders.write_jsonl(
+            (
+                {key: row[key] for key in EMT_FEATURES if row.get(key) not in (None, [])}
+                for row in mixture.to_list()
+            ),
+            out,
+        )
+        per_task = ", ".join(f"{task} {count}" for task, count in counts.items())
+        print(f"{spec.name}: wrote {written} samples to {out} ({per_task})")
+        return 0
+    out = _checked_output(args, _inputs(args))
+    result = _build(args)
+    builders.write_jsonl(result.records, out)
+    print(f"wrote {out}: {result.summary()}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser(), _run, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pandas as pd
 
 from m2se.emt import templates
 from m2se.facial import action_unit_table, peak_expression
+from m2se.outputs import atomic_file
 
 DEFAULT_FER_IMAGE_PATTERN = "{id}_aligned/frame_det_{face_id:02d}_{frame:06d}.bmp"
 """OpenFace's aligned faces: ``<name>_aligned/frame_det_<face>_<frame>.bmp`` (frames numbered from 1)."""
@@ -142,33 +143,6 @@ def ecpe_records(conversations: datasets.Dataset, media_root: str, *, source: st
     return result
 
 
-def read_table(path: str | os.PathLike, columns: Sequence[str]) -> pd.DataFrame:
-    """A ``.csv``, ``.tsv``, ``.json`` (list of objects) or ``.jsonl`` table with at least ``columns``.
-
-    Every column is read as text (ids such as ``0001`` keep their zeros).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"table not found: {path}")
-    if path.suffix in (".csv", ".tsv"):
-        table = pd.read_csv(
-            path,
-            sep="\t" if path.suffix == ".tsv" else ",",
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8",
-        )
-    elif path.suffix in (".json", ".jsonl"):
-        table = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
-        table = table.astype(str)
-    else:
-        raise ValueError(f"tables must be .csv, .tsv, .json or .jsonl, got {path}")
-    missing = [column for column in columns if column not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}; it has {list(table.columns)}")
-    return table
-
-
 def msa_records(
     table: pd.DataFrame,
     media_root: str,
@@ -282,11 +256,13 @@ def fer_records(
 
 
 def write_jsonl(records: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> int:
-    """Write records as UTF-8 JSON Lines (non-ASCII kept); returns the number written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write records as UTF-8 JSON Lines (non-ASCII kept), atomically; returns the number written.
+
+    ``path`` appears only once every record is written (``m2se.outputs.atomic_file``): a failure leaves the
+    previous file, if any, as it was.
+    """
     count = 0
-    with open(path, "w", encoding="utf-8") as handle:
+    with atomic_file(path) as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1

@@ -7,8 +7,8 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from .validation import check_class_values, check_same_length
 from .parsing import SENTIMENT_LABELS
+from .validation import check_class_values, check_same_length
 
 
 def _encode(
