@@ -89,7 +89,7 @@ class EmoVerseCollator:
         for index, row in enumerate(rows):
             where = (
                 f"EMT record {row['id']!r}"
-                if isinstance(row, dict) and row.get("id")
+                if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]
                 else f"EMT record {index}"
             )
             checked = validate_emt_record(row, where, require_response=self.with_labels)
