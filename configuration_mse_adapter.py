@@ -111,8 +111,8 @@ def default_task_prompt(
 
 
 def describe_value(value: Any) -> str:
-    """`value` with its type, for error messages: `str 'four'`, `float 4.5`."""
-    return f"{type(value).__name__} {value!r}"
+    """`value` with its type, for error messages: `'four' (str)`, `4.5 (float)`."""
+    return f"{value!r} ({type(value).__name__})"
 
 
 def is_integer(value: Any) -> bool:

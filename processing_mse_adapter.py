@@ -15,9 +15,23 @@ import torch
 from transformers import BatchFeature, PreTrainedTokenizerBase, ProcessorMixin
 
 try:
-    from .configuration_mse_adapter import MULTIMODAL_MARKERS, MSEAdapterConfig, format_regression_label
+    from .configuration_mse_adapter import (
+        MULTIMODAL_MARKERS,
+        MSEAdapterConfig,
+        describe_value,
+        format_regression_label,
+        is_integer,
+        is_real_number,
+    )
 except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
-    from configuration_mse_adapter import MULTIMODAL_MARKERS, MSEAdapterConfig, format_regression_label
+    from configuration_mse_adapter import (
+        MULTIMODAL_MARKERS,
+        MSEAdapterConfig,
+        describe_value,
+        format_regression_label,
+        is_integer,
+        is_real_number,
+    )
 
 IGNORE_INDEX = -100
 
@@ -61,7 +75,16 @@ class MSEAdapterProcessor(ProcessorMixin):
         if not isinstance(tokenizer, PreTrainedTokenizerBase):
             raise TypeError(f"tokenizer must be a transformers tokenizer, got {type(tokenizer).__name__}")
         super().__init__(tokenizer, **kwargs)
-        # One validation path for the task fields: the config's (it also fills the paper's default prompt).
+        # One validation path for the task fields and feature widths: the config's (it also fills the paper's
+        # default prompt).
+        declared_feature_dims = {
+            name: dim
+            for name, dim in (
+                ("audio_feature_dim", audio_feature_dim),
+                ("video_feature_dim", video_feature_dim),
+            )
+            if dim is not None
+        }
         task_config = MSEAdapterConfig(
             num_pseudo_tokens=num_pseudo_tokens,
             task=task,
@@ -69,6 +92,7 @@ class MSEAdapterProcessor(ProcessorMixin):
             value_range=value_range,
             task_prompt=task_prompt,
             language=language,
+            **declared_feature_dims,
         )
         self.num_pseudo_tokens = task_config.num_pseudo_tokens
         self.task = task_config.task
@@ -185,24 +209,44 @@ class MSEAdapterProcessor(ProcessorMixin):
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
         if return_tensors != "pt":
             raise ValueError(f"only return_tensors='pt' is supported, got {return_tensors!r}")
-        texts = [text] if isinstance(text, str) else list(text)
-        if not texts or not all(isinstance(utterance, str) for utterance in texts):
-            raise TypeError("text must be a string or a non-empty list of strings")
+        if isinstance(text, str):
+            texts = [text]
+        elif isinstance(text, (list, tuple)):
+            texts = list(text)
+        else:
+            raise TypeError(
+                f"text must be a string or a non-empty list of strings, got {type(text).__name__}"
+            )
+        if not texts:
+            raise ValueError("text must be a string or a non-empty list of strings, got an empty list")
+        for index, utterance in enumerate(texts):
+            if not isinstance(utterance, str):
+                raise TypeError(f"text[{index}] must be a string, got {type(utterance).__name__}")
         batch_size = len(texts)
         audio_values, audio_lengths = self._pad_features("audio", audio, batch_size, self.audio_feature_dim)
         video_values, video_lengths = self._pad_features("video", video, batch_size, self.video_feature_dim)
         label_ids = None
         if labels is not None:
+            labels = self._labels_per_sample(labels, single_sample=isinstance(text, str))
             if len(labels) != batch_size:
                 raise ValueError(f"labels holds {len(labels)} values but text holds {batch_size}")
             label_ids = [self._answer_ids[self._answer_index(label)] for label in labels]
+        encoded_utterances = [self._encode(utterance) for utterance in texts]
+        for index, utterance_ids in enumerate(encoded_utterances):
+            # Refused rather than escaped: the model would read the utterance's placeholder as a pseudo-token
+            # slot, so the row would hold more placeholders than the adapter writes.
+            if self.pseudo_token_id in utterance_ids:
+                raise ValueError(
+                    f"text[{index}] contains the placeholder {self.pseudo_token!r}, which the processor "
+                    "reserves for the pseudo tokens; remove it from the utterance"
+                )
 
         utterance_budget = self.tokenizer.model_max_length - (
             len(self._prefix_ids) + len(self._suffix_ids) + self._longest_answer
         )
         rows = []
-        for index, utterance in enumerate(texts):
-            utterance_ids = self._encode(utterance)[:utterance_budget]
+        for index, utterance_ids in enumerate(encoded_utterances):
+            utterance_ids = utterance_ids[:utterance_budget]
             input_ids = self._prefix_ids + utterance_ids + self._suffix_ids
             utterance_mask = (
                 [0] * len(self._prefix_ids) + [1] * len(utterance_ids) + [0] * len(self._suffix_ids)
@@ -242,26 +286,37 @@ class MSEAdapterProcessor(ProcessorMixin):
         )
         return BatchFeature(data=batch)
 
+    @staticmethod
+    def _labels_per_sample(labels: Any, single_sample: bool) -> list[Any]:
+        """`labels` as a list of Python scalars: a list, tuple, 1-D array or tensor, or (when `text` is one
+        string) a single label."""
+        if hasattr(labels, "tolist"):  # numpy array or torch tensor (0-d gives a scalar)
+            labels = labels.tolist()
+        if isinstance(labels, (list, tuple)):
+            return list(labels)
+        if single_sample:
+            return [labels]
+        raise TypeError(f"labels must be a list with one label per text, got {describe_value(labels)}")
+
     def _answer_index(self, label: float | int | str) -> int:
-        """Position of `label` among the admissible answers; ValueError outside the label set or range."""
+        """Position of `label` among the admissible answers; ValueError outside the label set or range, or for
+        a label of the wrong type (a float or bool class, a non-number regression target)."""
         if self.task == "classification":
             if isinstance(label, str):
                 if label not in self.label_names:
                     raise ValueError(f"label {label!r} is not one of label_names {self.label_names}")
                 return self.label_names.index(label)
-            if (
-                isinstance(label, bool)
-                or not float(label).is_integer()
-                or not 0 <= int(label) < len(self.label_names)
-            ):
+            # A float class (1.0) usually means regression targets were given to a classification processor.
+            if not is_integer(label) or not 0 <= label < len(self.label_names):
                 raise ValueError(
                     f"class label must be a name in {self.label_names} or an index in "
-                    f"[0, {len(self.label_names) - 1}], "
-                    f"got {label!r}"
+                    f"[0, {len(self.label_names) - 1}], got {describe_value(label)}"
                 )
             return int(label)
-        if isinstance(label, (str, bool)):
-            raise ValueError(f"regression label must be a number in {self.value_range}, got {label!r}")
+        if not is_real_number(label):
+            raise ValueError(
+                f"regression label must be a number in {self.value_range}, got {describe_value(label)}"
+            )
         value = float(label)
         low, high = self.value_range
         if not math.isfinite(value) or not low <= value <= high:
@@ -273,10 +328,22 @@ class MSEAdapterProcessor(ProcessorMixin):
     def _pad_features(
         name: str, samples: Sequence[Any] | None, batch_size: int, feature_dim: int | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-pad per-sample `(frames, feature_dim)` arrays to `(batch, max_frames, feature_dim)`; also
-        return the true lengths."""
+        """Right-pad per-sample `(frames, feature_dim)` arrays of real numbers to `(batch, max_frames,
+        feature_dim)` float32; also return the true lengths `(batch,)`.
+
+        A sample with zero frames (`None`, `[]`, shape `(0, d)`) is a missing modality. Anything else that is
+        not a finite `(frames >= 1, feature_dim >= 1)` array of ints or floats raises a TypeError (wrong kind
+        or dtype: bool, complex, strings, objects) or a ValueError (wrong shape or values).
+        """
         if samples is None:
             samples = [None] * batch_size
+        if isinstance(samples, (str, bytes)) or not (
+            isinstance(samples, Sequence) or getattr(samples, "ndim", 0) >= 1
+        ):
+            raise TypeError(
+                f"{name} must be a list with one (frames, feature_dim) array or None per sample, "
+                f"got {type(samples).__name__}"
+            )
         if len(samples) != batch_size:
             raise ValueError(f"{name} holds {len(samples)} samples but text holds {batch_size}")
         tensors = []
@@ -284,25 +351,42 @@ class MSEAdapterProcessor(ProcessorMixin):
             if sample is None:
                 tensors.append(None)
                 continue
-            values = torch.as_tensor(sample, dtype=torch.float32)
-            if values.numel() == 0:  # zero frames, e.g. [] from JSON or a datasets column: a missing modality
-                tensors.append(None)
+            try:
+                values = torch.as_tensor(sample)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise TypeError(
+                    f"{name}[{index}] must be a (frames, feature_dim) array of numbers, got "
+                    f"{type(sample).__name__} that is not one ({error})"
+                ) from None
+            if values.dtype == torch.bool or values.is_complex():
+                raise TypeError(
+                    f"{name}[{index}] must hold real numbers (float or int), got dtype {values.dtype}"
+                )
+            if (values.ndim == 1 and values.numel() == 0) or (values.ndim == 2 and values.shape[0] == 0):
+                tensors.append(None)  # zero frames, e.g. [] from JSON or a datasets column
                 continue
             if values.ndim != 2:
                 raise ValueError(
                     f"{name}[{index}] must be a (frames, feature_dim) array, got shape {tuple(values.shape)}"
                 )
-            if values.shape[0] > 0:
-                if feature_dim is None:
-                    feature_dim = values.shape[1]
-                if values.shape[1] != feature_dim:
-                    raise ValueError(
-                        f"{name}[{index}] must have feature dimension {feature_dim}, got {values.shape[1]}"
-                    )
-                if not torch.isfinite(values).all():
-                    raise ValueError(
-                        f"{name}[{index}] holds NaN or Inf; expected finite features (clean them first)"
-                    )
+            if values.shape[1] == 0 and feature_dim is None:
+                raise ValueError(f"{name}[{index}] must have feature dimension of at least 1, got 0")
+            if feature_dim is None:
+                feature_dim = values.shape[1]
+            if values.shape[1] != feature_dim:
+                raise ValueError(
+                    f"{name}[{index}] must have feature dimension {feature_dim}, got {values.shape[1]}"
+                )
+            if not torch.isfinite(values).all():
+                raise ValueError(
+                    f"{name}[{index}] holds NaN or Inf; expected finite features (clean them first)"
+                )
+            values = values.to(torch.float32)
+            if not torch.isfinite(values).all():
+                raise ValueError(
+                    f"{name}[{index}] holds values beyond the float32 range (|x| > 3.4e38); expected "
+                    "features the model can represent (rescale them first)"
+                )
             tensors.append(values)
         lengths = torch.tensor(
             [0 if values is None else values.shape[0] for values in tensors], dtype=torch.long

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -195,3 +197,109 @@ def test_tokenizer_that_cannot_hold_the_placeholders_is_rejected():
 def test_placeholder_that_does_not_encode_to_one_token_is_rejected(tokenizer):
     with pytest.raises(ValueError, match="cannot hold the placeholder"):
         MSEAdapterProcessor(tokenizer, pseudo_token="")
+
+
+@pytest.mark.parametrize(
+    ("call_kwargs", "error", "message"),
+    [
+        ({"text": None}, TypeError, "^text must be a string or a non-empty list of strings, got NoneType$"),
+        ({"text": 5}, TypeError, "^text must be a string or a non-empty list of strings, got int$"),
+        (
+            {"text": []},
+            ValueError,
+            "^text must be a string or a non-empty list of strings, got an empty list$",
+        ),
+        ({"text": ["ok", None]}, TypeError, "^text\\[1\\] must be a string, got NoneType$"),
+        (
+            {"text": ["ok", "a <pseudo> b"]},
+            ValueError,
+            "^text\\[1\\] contains the placeholder '<pseudo>', which the processor reserves for the pseudo "
+            "tokens; remove it from the utterance$",
+        ),
+        ({"audio": [np.ones((5, 0))]}, ValueError, "^audio\\[0\\] must have feature dimension 6, got 0$"),
+        (
+            {"audio": [np.ones((5, 6), dtype=np.complex64)]},
+            TypeError,
+            "^audio\\[0\\] must hold real numbers \\(float or int\\), got dtype torch.complex64$",
+        ),
+        (
+            {"video": [np.ones((5, 4), dtype=bool)]},
+            TypeError,
+            "^video\\[0\\] must hold real numbers \\(float or int\\), got dtype torch.bool$",
+        ),
+        (
+            {"audio": [np.array([["1", "2"]], dtype=object)]},
+            TypeError,
+            "^audio\\[0\\] must be a \\(frames, feature_dim\\) array of numbers, got ndarray that is not one",
+        ),
+        (
+            {"audio": [[[1.0, 2.0], [3.0]]]},
+            TypeError,
+            "^audio\\[0\\] must be a \\(frames, feature_dim\\) array of numbers, got list that is not one",
+        ),
+        (
+            {"audio": "features.npy"},
+            TypeError,
+            "^audio must be a list with one \\(frames, feature_dim\\) array or None per sample, got str$",
+        ),
+        (
+            {"audio": [np.full((2, 6), 1e39)]},
+            ValueError,
+            "^audio\\[0\\] holds values beyond the float32 range",
+        ),
+        (
+            {"labels": [1.0]},
+            ValueError,
+            "^class label must be a name in \\['negative', 'neutral', 'positive'\\] "
+            "or an index in \\[0, 2\\], got 1.0 \\(float\\)$",
+        ),
+        ({"labels": [True]}, ValueError, "an index in \\[0, 2\\], got True \\(bool\\)$"),
+        ({"labels": [None]}, ValueError, "an index in \\[0, 2\\], got None \\(NoneType\\)$"),
+        ({"labels": 1}, TypeError, "^labels must be a list with one label per text, got 1 \\(int\\)$"),
+        ({"labels": "positive"}, TypeError, "^labels must be a list with one label per text, got 'positive'"),
+    ],
+)
+def test_bad_text_features_and_labels_raise_clear_errors(tokenizer, call_kwargs, error, message):
+    processor = classification_processor(tokenizer)
+    with pytest.raises(error, match=message):
+        processor(**{"text": ["hi"], **call_kwargs})
+
+
+def test_a_single_text_takes_a_single_label_and_the_feature_width_is_checked_without_a_declared_one(
+    tokenizer,
+):
+    processor = classification_processor(tokenizer)
+    single = processor(text="hi", labels="positive")
+    listed = processor(text=["hi"], labels=torch.tensor([2]))
+    torch.testing.assert_close(single["labels"], listed["labels"])
+    with pytest.raises(ValueError, match=r"^class label must be .* got 1.0 \(float\)$"):
+        processor(text="hi", labels=1.0)
+    undeclared = MSEAdapterProcessor(build_tiny_tokenizer(), task="regression")
+    with pytest.raises(ValueError, match=r"^audio\[0\] must have feature dimension of at least 1, got 0$"):
+        undeclared(text=["hi"], audio=[np.ones((5, 0))])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int32, np.uint8])
+def test_real_feature_dtypes_become_float32(tokenizer, dtype):
+    processor = classification_processor(tokenizer)
+    audio = np.arange(12).reshape(2, 6).astype(dtype)
+    batch = processor(text=["hi"], audio=[audio])
+    assert batch["audio_values"].dtype == torch.float32
+    torch.testing.assert_close(batch["audio_values"][0], torch.as_tensor(audio.astype(np.float32)))
+
+
+@pytest.mark.parametrize("label", [None, [1.0], 1j, True])
+def test_regression_label_that_is_not_a_number_raises(tokenizer, label):
+    processor = MSEAdapterProcessor(tokenizer, task="regression", value_range=(-3.0, 3.0))
+    with pytest.raises(
+        ValueError,
+        match=f"^regression label must be a number in \\[-3.0, 3.0\\], got {re.escape(repr(label))} ",
+    ):
+        processor(text=["hi"], labels=[label])
+
+
+def test_declared_feature_widths_are_validated_like_the_config(tokenizer):
+    with pytest.raises(TypeError, match=r"^audio_feature_dim must be a positive integer, got '6' \(str\)$"):
+        MSEAdapterProcessor(tokenizer, audio_feature_dim="6")
+    with pytest.raises(ValueError, match=r"^video_feature_dim must be a positive integer, got 0$"):
+        MSEAdapterProcessor(tokenizer, video_feature_dim=0)
