@@ -471,3 +471,44 @@ def test_evaluate_modules_give_the_function_values():
     answers = ["5_surprise,2;5_joy,5", "4_anger,1", "garbled"]
     gold = ["5_surprise,2;5_surprise,5", "", "3_anger,1"]
     assert ecpe.compute(predictions=answers, references=gold) == pytest.approx(ecpe_metrics(answers, gold))
+
+
+def test_evaluate_modules_refuse_what_the_functions_refuse():
+    msa = evaluate.load(evaluate_module_path("msa_regression"))
+    message = r"^predictions must contain real numbers only; got str '1\.5' at index 0 \(dtype <U3\)$"
+    with pytest.raises(TypeError, match=message):
+        msa_regression_metrics(["1.5", "2"], [1.0, 2.0])
+    with pytest.raises(TypeError, match=message):
+        msa.compute(predictions=["1.5", "2"], references=[1.0, 2.0])
+    with pytest.raises(
+        TypeError, match=r"^references must contain real numbers only; got bool True at index 1"
+    ):
+        msa.add_batch(predictions=[0.5, 1.0], references=[0.5, True])
+    with pytest.raises(ValueError, match="NaN/inf"):
+        evaluate.load(evaluate_module_path("sims_regression")).add(prediction=float("nan"), reference=0.1)
+    erc = evaluate.load(evaluate_module_path("erc"))
+    with pytest.raises(
+        TypeError, match=r"^predictions\[0\] must be a str label or an int index; got float 1\.0"
+    ):
+        erc.compute(predictions=[1.0], references=[1])
+    for name in ("binary_sentiment", "ecpe"):
+        with pytest.raises(TypeError, match=r"^predictions\[0\] must be a str answer; got int 5$"):
+            evaluate.load(evaluate_module_path(name)).compute(predictions=[5], references=["Positive."])
+
+
+@pytest.mark.parametrize("function", [msa_regression_metrics, sims_regression_metrics])
+def test_regression_refuses_booleans_and_complex_numbers(function):
+    with pytest.raises(
+        TypeError, match=r"^predictions must contain real numbers only; got bool True at index 0"
+    ):
+        function([True, 0.5], [0.1, 0.2])
+    with pytest.raises(TypeError, match=r"^references must contain real numbers only; got complex \(1\+2j\)"):
+        function([0.1, 0.2], np.array([1 + 2j, 0.5]))
+
+
+def test_msa_regression_large_values_neither_overflow_nor_turn_nan():
+    metrics = msa_regression_metrics([0.0, 1.8e154], [0.0, 1.9e154])
+    assert metrics["Corr"] == pytest.approx(1.0) and metrics["MAE"] == pytest.approx(0.05e154)
+    with pytest.raises(ValueError, match="mean absolute error of these values exceeds the float64 range"):
+        msa_regression_metrics([1.7e308], [-1.7e308])
+    assert msa_regression_metrics([2**70, 0], [1, 0])["MAE"] == pytest.approx(2**69)

@@ -7,6 +7,10 @@ so the scripts hold no logic: each imports its class from here (the installed ``
 The classification modules take generated answers as ``predictions`` (evaluate's string columns cannot start
 with None, the plain functions' mark for "unparsable") and parse them with the ``parse_*_answer`` functions;
 references are parsed the same way and must parse. The other modules take exactly what the functions take.
+
+Every module checks each batch (``compute``, ``add_batch``, ``add``) with the functions' own checks before
+evaluate casts it to the module's features: the cast would otherwise accept what the functions refuse (the
+string ``"1.5"`` as a regression value, the integer 5 as an answer).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .classification import binary_sentiment_metrics, erc_metrics
 from .ecpe import ecpe_metrics
 from .parsing import parse_emotion_answer, parse_sentiment_answer
 from .regression import msa_regression_metrics, sims_regression_metrics
+from .validation import as_finite_float_array, check_class_values, check_same_length
 
 _CITATION = (
     "MMSA metric conventions (Yu et al., CH-SIMS, ACL 2020); MSE-Adapter (Yang et al., AAAI 2025); "
@@ -49,8 +54,55 @@ def _parse_references(references: Sequence[str], parse: Callable[[str], str | No
     return parsed
 
 
-class MsaRegression(evaluate.Metric):
+def _check_numbers(predictions: Sequence[float], references: Sequence[float]) -> None:
+    check_same_length(predictions, references)
+    as_finite_float_array("predictions", predictions)
+    as_finite_float_array("references", references)
+
+
+def _check_answers(predictions: Sequence[str], references: Sequence[str]) -> None:
+    check_same_length(predictions, references)
+    for name, values in (("predictions", predictions), ("references", references)):
+        for index, value in enumerate(values):
+            if not isinstance(value, str):
+                raise TypeError(f"{name}[{index}] must be a str answer; got {type(value).__name__} {value!r}")
+
+
+def _check_emotion_values(predictions: Sequence[str | int], references: Sequence[str | int]) -> None:
+    check_same_length(predictions, references)
+    reference_kind = check_class_values("references", references, None, allow_none=False)
+    prediction_kind = check_class_values("predictions", predictions, None, allow_none=False)
+    if prediction_kind != reference_kind:
+        raise TypeError(
+            f"predictions are {prediction_kind} values but references are {reference_kind} values; "
+            "use answers (str) on both sides or class indices (int) on both sides"
+        )
+    if reference_kind == "int":
+        too_large = [value for value in (*predictions, *references) if not -(2**63) <= value < 2**63]
+        if too_large:
+            raise ValueError(f"class indices must fit in 64 bits; got {too_large[0]}")
+
+
+class _CheckedMetric(evaluate.Metric):
+    """An ``evaluate.Metric`` whose batches go through ``check_inputs`` before evaluate stores them."""
+
+    check_inputs: Callable[[Sequence, Sequence], None]
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs) -> None:
+        """Check a batch of predictions and references as the plain function does, then add it.\n"""
+        type(self).check_inputs(predictions, references)
+        evaluate.Metric.add_batch(self, predictions=predictions, references=references, **kwargs)
+
+    def add(self, *, prediction=None, reference=None, **kwargs) -> None:
+        """Check one prediction and reference as the plain function does, then add them.\n"""
+        type(self).check_inputs([prediction], [reference])
+        evaluate.Metric.add(self, prediction=prediction, reference=reference, **kwargs)
+
+
+class MsaRegression(_CheckedMetric):
     """MOSI/MOSEI regression metrics: see ``m2se.metrics.msa_regression_metrics``."""
+
+    check_inputs = staticmethod(_check_numbers)
 
     def _info(self) -> evaluate.MetricInfo:
         return _metric_info(msa_regression_metrics, _features("float64"))
@@ -59,8 +111,10 @@ class MsaRegression(evaluate.Metric):
         return msa_regression_metrics(predictions, references)
 
 
-class SimsRegression(evaluate.Metric):
+class SimsRegression(_CheckedMetric):
     """CH-SIMS / SIMS-V2 regression metrics: see ``m2se.metrics.sims_regression_metrics``."""
+
+    check_inputs = staticmethod(_check_numbers)
 
     def _info(self) -> evaluate.MetricInfo:
         return _metric_info(sims_regression_metrics, _features("float64"))
@@ -69,12 +123,14 @@ class SimsRegression(evaluate.Metric):
         return sims_regression_metrics(predictions, references)
 
 
-class Erc(evaluate.Metric):
+class Erc(_CheckedMetric):
     """Accuracy and weighted F1 of emotion labels: see ``m2se.metrics.erc_metrics``.
 
     Class indices (int) are scored as they are. Strings are answers: ``label_names`` is then required, and
     predictions and references go through ``parse_emotion_answer(text, label_names, aliases)``.
     """
+
+    check_inputs = staticmethod(_check_emotion_values)
 
     def _info(self) -> evaluate.MetricInfo:
         return _metric_info(erc_metrics, [_features("string"), _features("int64")])
@@ -95,8 +151,10 @@ class Erc(evaluate.Metric):
         return erc_metrics(predictions, references, label_names)
 
 
-class Ecpe(evaluate.Metric):
+class Ecpe(_CheckedMetric):
     """Emotion-cause pair scores of ECPE answers: see ``m2se.metrics.ecpe_metrics``."""
+
+    check_inputs = staticmethod(_check_answers)
 
     def _info(self) -> evaluate.MetricInfo:
         return _metric_info(ecpe_metrics, _features("string"))
@@ -105,9 +163,11 @@ class Ecpe(evaluate.Metric):
         return ecpe_metrics(predictions, references)
 
 
-class BinarySentiment(evaluate.Metric):
+class BinarySentiment(_CheckedMetric):
     """Accuracy and per-class recall of ``Positive.``/``Negative.`` answers, parsed with
     ``parse_sentiment_answer`` on both sides: see ``m2se.metrics.binary_sentiment_metrics``."""
+
+    check_inputs = staticmethod(_check_answers)
 
     def _info(self) -> evaluate.MetricInfo:
         return _metric_info(binary_sentiment_metrics, _features("string"))

@@ -22,7 +22,23 @@ def _pearson(predictions: np.ndarray, references: np.ndarray) -> float:
     # Undefined (not zero) when either side is constant, e.g. an untrained model that always answers +0.0.
     if predictions.size < 2 or np.ptp(predictions) == 0 or np.ptp(references) == 0:
         return float("nan")
-    return float(np.corrcoef(predictions, references)[0, 1])
+    # The correlation does not depend on scale: dividing each side by its largest magnitude keeps the sums of
+    # squares inside corrcoef from overflowing for values near the float64 limit.
+    scaled_predictions = predictions / np.abs(predictions).max()
+    scaled_references = references / np.abs(references).max()
+    return float(np.clip(np.corrcoef(scaled_predictions, scaled_references)[0, 1], -1.0, 1.0))
+
+
+def _mean_absolute_error(predictions: np.ndarray, references: np.ndarray) -> float:
+    # Scaled like _pearson, so that differences of large values do not overflow on the way to a finite mean.
+    scale = max(float(np.abs(predictions).max()), float(np.abs(references).max())) or 1.0
+    with np.errstate(over="ignore"):
+        error = float(scale * np.mean(np.abs(predictions / scale - references / scale)))
+    if not np.isfinite(error):
+        raise ValueError(
+            f"the mean absolute error of these values exceeds the float64 range (largest magnitude {scale:g})"
+        )
+    return error
 
 
 def _rounded_class_accuracy(predictions: np.ndarray, references: np.ndarray, bound: float) -> float:
@@ -79,7 +95,7 @@ def msa_regression_metrics(predictions: Sequence[float], references: Sequence[fl
         "Non0_F1_score": non0_f1,
         "Mult_acc_5": _rounded_class_accuracy(predictions_array, references_array, 2.0),
         "Mult_acc_7": _rounded_class_accuracy(predictions_array, references_array, 3.0),
-        "MAE": float(np.mean(np.abs(predictions_array - references_array))),
+        "MAE": _mean_absolute_error(predictions_array, references_array),
         "Corr": _pearson(predictions_array, references_array),
     }
 
@@ -130,7 +146,7 @@ def sims_regression_metrics(predictions: Sequence[float], references: Sequence[f
             zero_division=0,
         )
     )
-    results["MAE"] = float(np.mean(np.abs(predictions_array - references_array)))
+    results["MAE"] = _mean_absolute_error(predictions_array, references_array)
     results["Corr"] = _pearson(predictions_array, references_array)
     ordered_keys = ("Mult_acc_2", "Mult_acc_2_weak", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr")
     return {key: results[key] for key in ordered_keys}

@@ -23,13 +23,27 @@ def check_same_length(predictions: Sequence[Any], references: Sequence[Any]) -> 
 
 
 def as_finite_float_array(name: str, values: Any) -> np.ndarray:
-    """Convert a 1-D sequence of real numbers to float64, rejecting None, strings, NaN and infinities."""
+    """Convert a 1-D sequence of real numbers to float64, rejecting None, strings, booleans, complex numbers,
+    NaN and infinities."""
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of numbers; got an array of shape {array.shape}")
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        bad = next((v for v in array.tolist() if not isinstance(v, (int, float, np.number))), array.dtype)
-        raise TypeError(f"{name} must contain real numbers only; got {bad!r} (dtype {array.dtype})")
+    real_dtype = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    # The elements as given: numpy would silently turn a True among floats into 1.0.
+    elements = list(values) if isinstance(values, (list, tuple)) else None if real_dtype else array.tolist()
+    for index, value in enumerate(elements or ()):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)
+        ):
+            raise TypeError(
+                f"{name} must contain real numbers only; got {type(value).__name__} {value!r} at index "
+                f"{index} (dtype {array.dtype})"
+            )
+    if array.dtype == object:  # real numbers that numpy keeps as objects: Python ints beyond 64 bits
+        try:
+            array = np.array([float(value) for value in array.tolist()], dtype=np.float64)
+        except OverflowError as error:
+            raise ValueError(f"{name} holds a number too large for a float: {error}") from None
     array = array.astype(np.float64)
     non_finite = np.flatnonzero(~np.isfinite(array))
     if non_finite.size:
