@@ -17,7 +17,7 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.utils import CONFIG_NAME
 
-TASKS = ("regression", "classification")
+TASK_TYPES = ("regression", "classification")
 LANGUAGES = ("en", "zh")
 # Integer sizes of the adapter; each must be >= 1.
 POSITIVE_INT_FIELDS = (
@@ -292,8 +292,8 @@ class MSEAdapterConfig(PretrainedConfig):
             )
 
     def _validate_adapter_fields(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task not in TASK_TYPES:
+            raise ValueError(f"task must be one of {TASK_TYPES}, got {self.task!r}")
         if self.language not in LANGUAGES:
             raise ValueError(f"language must be one of {LANGUAGES}, got {self.language!r}")
         for name in POSITIVE_INT_FIELDS:

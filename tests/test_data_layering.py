@@ -73,3 +73,9 @@ def test_ignore_index_and_the_emt_task_list_have_one_home():
     ]
     assert homes == ["m2se/emt/templates.py"]
     assert not [path for path in modules if "TASKS" in _assigned_names(path)]
+
+
+def test_the_two_task_lists_have_distinct_names():
+    # MSE-Adapter's task types (regression / classification) and M2SE's EMT tasks are different facts.
+    configuration = PACKAGE.parent / "configuration_mse_adapter.py"
+    assert {"TASK_TYPES"} <= _assigned_names(configuration) and "TASKS" not in _assigned_names(configuration)
