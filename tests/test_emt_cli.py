@@ -15,6 +15,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 from conftest import REPO_ROOT
 from test_data_conversations import ECF1_TEXT, ECF2_RECORD, _write_meld
 from test_data_pickles import _erc_records, _mmsa_split
@@ -70,6 +71,11 @@ def test_readme_data_commands_run_as_written(tmp_path, monkeypatch, capsys):
     convert_commands = _readme_commands("python -m m2se.data ")
     emt_commands = _readme_commands("python -m m2se.emt ")
     assert len(convert_commands) == 5 and len(emt_commands) == 8
+    # The stage files name exactly the EMT files that the README's build commands write.
+    written = {shlex.split(command)[-1] for command in emt_commands if " mix " not in command}
+    for stage in ("stage1", "stage2"):
+        stage_files = yaml.safe_load((tmp_path / "m2se" / "resources" / f"{stage}.yaml").read_text("utf-8"))
+        assert {path for paths in stage_files["data"].values() for path in paths} <= written, stage
     for command in convert_commands:
         assert data_cli(shlex.split(command)[3:]) == 0, command
     for command in emt_commands:
