@@ -6,7 +6,6 @@ the five EMT tasks, and returns EMT records built with the exact M2SE templates 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from PIL import Image
 from m2se.data.schema import emt_dataset
 from m2se.data.synthetic import neutral_sentences
 from m2se.emt import templates
+from m2se.emt.builders import write_jsonl
 from m2se.facial import action_unit_table
 
 # One base colour per emotion (RGB); sentiment: warm = Positive, cool = Negative.
@@ -130,7 +130,5 @@ def make_emt_dataset(
             image,
         )
 
-    with open(out / "emt.jsonl", "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    write_jsonl(records, out / "emt.jsonl")
     return emt_dataset([{**record, "videos": [], "system": None} for record in records])
