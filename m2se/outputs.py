@@ -39,6 +39,7 @@ def check_output(
     overwrite: bool,
     is_ours: Callable[[Path], bool],
     kind: str,
+    folder: bool = False,
 ) -> Path:
     """Refuse an output that would replace an input or a file this command did not write (see module doc).
 
@@ -49,6 +50,7 @@ def check_output(
         is_ours: tells whether an existing path at ``output`` is of the command's ``kind`` (e.g. a JSONL file
             of EMT records, a folder written by ``save_to_disk``).
         kind: what the command writes, for the messages (e.g. ``"EMT JSONL file"``).
+        folder: whether the output is a folder (an existing empty folder may then be used).
 
     Returns:
         ``output`` as a ``Path``.
@@ -70,7 +72,7 @@ def check_output(
             )
     if not output.exists() and not output.is_symlink():
         return output
-    if output.is_dir() and not any(output.iterdir()):
+    if folder and output.is_dir() and not any(output.iterdir()):
         return output
     if not is_ours(output):
         raise ValueError(

@@ -165,6 +165,10 @@ def test_existing_outputs_foreign_refused_own_replaced_only_with_overwrite(tmp_p
         "replace it\n"
     )
     assert emt_cli([*command, "--overwrite"]) == 0 and Path("out.jsonl").read_bytes() == first
+    Path("folder.jsonl").mkdir()
+    with pytest.raises(SystemExit):
+        emt_cli([*command[:-1], "folder.jsonl", "--overwrite"])
+    assert "--out folder.jsonl already exists and is not an EMT JSONL file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         emt_cli([*command[:-1], "out.csv"])
     assert capsys.readouterr().err == (
@@ -212,6 +216,11 @@ def test_convert_refuses_existing_dataset_unless_overwrite_and_never_a_foreign_f
     assert data_cli(["convert", "--allow-pickle", str(pickle_path), "--out", str(out), "--overwrite"]) == 0
     assert datasets.load_from_disk(str(out)).num_rows == 2
     assert sorted(path.name for path in out.parent.iterdir()) == ["mosei"]  # no temporary folder left
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert data_cli(["convert", "--allow-pickle", str(pickle_path), "--out", str(empty)]) == 0
+    assert datasets.load_from_disk(str(empty)).num_rows == 2
 
     foreign = tmp_path / "papers"
     foreign.mkdir()

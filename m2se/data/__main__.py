@@ -64,7 +64,9 @@ def convert(
     pickle is read and replaced only once the new folder is complete.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
-    check_output(output_dir, inputs=[input_path], overwrite=overwrite, is_ours=is_saved_dataset, kind=KIND)
+    check_output(
+        output_dir, inputs=[input_path], overwrite=overwrite, is_ours=is_saved_dataset, kind=KIND, folder=True
+    )
     data = read_trusted_pickle(input_path, allow_pickle=allow_pickle)
     if isinstance(data, dict):
         converted = mmsa_to_dataset_dict(data, source=source or input_path.stem, origin=input_path)
