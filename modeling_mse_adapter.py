@@ -108,17 +108,28 @@ def read_safetensors_header(weights_file: str) -> dict[str, dict]:
 
 
 def check_modality_inputs(
-    name: str, values: torch.Tensor, lengths: torch.Tensor, feature_dim: int, batch_size: int
+    name: str,
+    values: torch.Tensor,
+    lengths: torch.Tensor,
+    feature_dim: int,
+    batch_size: int,
+    compute_dtype: torch.dtype = torch.float32,
 ) -> None:
-    """Raise a ValueError naming what was expected and received when padded features or their lengths are
-    invalid.
+    """Raise a TypeError or ValueError naming what was expected and received when padded features or their
+    lengths are invalid.
 
     Args:
         name: "audio" or "video" (used in messages).
-        values: `(batch, max_frames, feature_dim)`; `max_frames` may be 0 (modality missing for the whole
-            batch).
+        values: `(batch, max_frames, feature_dim)` real numbers; `max_frames` may be 0 (modality missing for
+            the whole batch).
         lengths: `(batch,)` integer true lengths, each in `[0, max_frames]`; 0 marks a missing modality.
+        compute_dtype: the adapter's dtype; the values must stay finite once cast to it.
     """
+    for input_name, tensor in ((f"{name}_values", values), (f"{name}_lengths", lengths)):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{input_name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if values.dtype == torch.bool or values.is_complex():
+        raise TypeError(f"{name}_values must hold real numbers (float or int), got dtype {values.dtype}")
     if values.ndim != 3:
         raise ValueError(
             f"{name}_values must be (batch, frames, {feature_dim}), got shape {tuple(values.shape)}"
@@ -130,7 +141,12 @@ def check_modality_inputs(
             f"{name}_values must have feature dimension {feature_dim} (config.{name}_feature_dim), "
             f"got {values.shape[2]}"
         )
-    if lengths.shape != (batch_size,) or lengths.is_floating_point():
+    if (
+        lengths.shape != (batch_size,)
+        or lengths.is_floating_point()
+        or lengths.is_complex()
+        or lengths.dtype == torch.bool
+    ):
         raise ValueError(
             f"{name}_lengths must be an integer tensor of shape ({batch_size},), "
             f"got {lengths.dtype} of shape {tuple(lengths.shape)}"
@@ -144,6 +160,69 @@ def check_modality_inputs(
         raise ValueError(
             f"{name}_values must be finite, got NaN or Inf (clean the features, e.g. set them to 0)"
         )
+    if not torch.isfinite(values.to(compute_dtype)).all():
+        raise ValueError(
+            f"{name}_values must be finite in the adapter's dtype {compute_dtype}, got values beyond its "
+            f"range (largest magnitude {values.abs().max().item():.3g}; rescale the features)"
+        )
+
+
+def check_token_inputs(
+    input_ids: torch.Tensor,
+    utterance_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    vocab_size: int,
+    pseudo_token_id: int | None,
+) -> None:
+    """Raise a TypeError or ValueError naming what was expected and received when the token inputs are not
+    what `MSEAdapterProcessor` builds.
+
+    Args:
+        input_ids: `(batch, seq_len)` integer ids in `[0, vocab_size)`, apart from the `<pseudo>` placeholder
+            (which may lie outside the backbone vocabulary).
+        utterance_mask: `(batch, <= seq_len)` of 0/1, or None.
+        labels: `(batch, seq_len)` integer ids in `[0, vocab_size)` or -100, or None.
+    """
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    if input_ids.ndim != 2 or 0 in input_ids.shape:
+        raise ValueError(
+            f"input_ids must be (batch, seq_len) with at least one row and one token, got shape "
+            f"{tuple(input_ids.shape)}"
+        )
+    token_ids = input_ids[input_ids != pseudo_token_id] if pseudo_token_id is not None else input_ids
+    if token_ids.numel() and (token_ids.min() < 0 or token_ids.max() >= vocab_size):
+        raise ValueError(
+            f"input_ids must lie in [0, {vocab_size - 1}] (the backbone vocabulary) apart from the <pseudo> "
+            f"id {pseudo_token_id}, got ids from {int(token_ids.min())} to {int(token_ids.max())}"
+        )
+    if utterance_mask is not None:
+        if not isinstance(utterance_mask, torch.Tensor):
+            raise TypeError(f"utterance_mask must be a torch.Tensor, got {type(utterance_mask).__name__}")
+        if utterance_mask.ndim != 2 or utterance_mask.shape[0] != input_ids.shape[0]:
+            raise ValueError(
+                f"utterance_mask must be ({input_ids.shape[0]}, seq_len), "
+                f"got shape {tuple(utterance_mask.shape)}"
+            )
+        if not ((utterance_mask == 0) | (utterance_mask == 1)).all():
+            raise ValueError("utterance_mask must hold only 0 and 1 (1 on the utterance tokens)")
+    if labels is not None:
+        if not isinstance(labels, torch.Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(f"labels must hold integer token ids or -100, got dtype {labels.dtype}")
+        if labels.shape != input_ids.shape:
+            raise ValueError(
+                f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}"
+            )
+        supervised = labels[labels != -100]
+        if supervised.numel() and (supervised.min() < 0 or supervised.max() >= vocab_size):
+            raise ValueError(
+                f"labels must be -100 or token ids in [0, {vocab_size - 1}], got ids from "
+                f"{int(supervised.min())} to {int(supervised.max())}"
+            )
 
 
 class MSEAdapterModalityEncoder(nn.Module):
@@ -263,14 +342,18 @@ class MSEAdapterModel(MSEAdapterPreTrainedModel):
             `(batch, num_pseudo_tokens, d)` pseudo-token embeddings.
         """
         batch_size = text_embeds.shape[0]
-        check_modality_inputs("audio", audio_values, audio_lengths, self.config.audio_feature_dim, batch_size)
-        check_modality_inputs("video", video_values, video_lengths, self.config.video_feature_dim, batch_size)
+        dtype = self.text_guide.weight.dtype
+        check_modality_inputs(
+            "audio", audio_values, audio_lengths, self.config.audio_feature_dim, batch_size, dtype
+        )
+        check_modality_inputs(
+            "video", video_values, video_lengths, self.config.video_feature_dim, batch_size, dtype
+        )
         if utterance_mask.shape != text_embeds.shape[:2]:
             raise ValueError(
                 f"utterance_mask must have shape {tuple(text_embeds.shape[:2])}, "
                 f"got {tuple(utterance_mask.shape)}"
             )
-        dtype = self.text_guide.weight.dtype
         mask = utterance_mask.to(dtype).unsqueeze(-1)
         pooled = (text_embeds.to(dtype) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, d)
         text_guide = self.text_guide(pooled)  # (batch, fusion)
@@ -407,6 +490,15 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
         """
         embedding = self.get_input_embeddings()
         pseudo_token_id = self.config.pseudo_token_id
+        check_token_inputs(input_ids, utterance_mask, None, embedding.num_embeddings, pseudo_token_id)
+        for name, value in (
+            ("audio_values", audio_values),
+            ("audio_lengths", audio_lengths),
+            ("video_values", video_values),
+            ("video_lengths", video_lengths),
+        ):
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
         is_pseudo = (
             input_ids == pseudo_token_id
             if pseudo_token_id is not None
@@ -439,8 +531,13 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
             video_values, video_lengths, batch_size, input_ids
         )
         # Checked here as well as in the adapter so that bad input fails before the embedding lookup.
-        check_modality_inputs("audio", audio_values, audio_lengths, self.config.audio_feature_dim, batch_size)
-        check_modality_inputs("video", video_values, video_lengths, self.config.video_feature_dim, batch_size)
+        adapter_dtype = self.adapter.text_guide.weight.dtype
+        check_modality_inputs(
+            "audio", audio_values, audio_lengths, self.config.audio_feature_dim, batch_size, adapter_dtype
+        )
+        check_modality_inputs(
+            "video", video_values, video_lengths, self.config.video_feature_dim, batch_size, adapter_dtype
+        )
         # The placeholder id may lie outside the frozen backbone's vocabulary, which is never resized.
         text_embeds = embedding(input_ids.masked_fill(is_pseudo, 0))
         pseudo_embeds = self.adapter(
@@ -496,6 +593,11 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        if labels is not None and input_ids is not None:
+            # embed_inputs checks the other token inputs; labels only reach forward.
+            vocab_size = self.get_input_embeddings().num_embeddings
+            check_token_inputs(input_ids, None, labels, vocab_size, self.config.pseudo_token_id)
+            labels = labels.long()  # the backbone's loss takes int64 targets only
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(
                 input_ids, utterance_mask, audio_values, audio_lengths, video_values, video_lengths
