@@ -91,6 +91,11 @@ def test_overrides_reach_nested_values_and_parse_yaml_scalars():
         ("data.paths.msa=/no/such/file.jsonl", FileNotFoundError, "/no/such/file.jsonl does not exist"),
         ("stages.7.rates.msa=1", ValueError, "expected a list index below 2"),
         ("stages.0.rates.msa", ValueError, "must look like key.path=value"),
+        (
+            "evaluation.max_samples=0",
+            ValueError,
+            r"evaluation\.max_samples: expected an integer >= 1 \(or null for every row\), got 0",
+        ),
     ],
 )
 def test_bad_recipe_values_are_rejected(override, error, message):

@@ -275,6 +275,11 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
                 "an mse_adapter recipe trains one task (msa or er) in one stage; got "
                 f"{len(recipe.stages)} stage(s) with tasks {tasks}"
             )
+    max_samples = recipe.evaluation.max_samples
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(
+            f"evaluation.max_samples: expected an integer >= 1 (or null for every row), got {max_samples}"
+        )
     if recipe.evaluation.patience is not None and recipe.evaluation.metric is None:
         raise ValueError(
             "evaluation.patience is set but evaluation.metric is not: early stopping needs a metric"
