@@ -12,12 +12,11 @@ import json
 import os
 import re
 import struct
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModelForCausalLM, GenerationMixin, LogitsProcessorList, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.modeling_utils import load_state_dict
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
@@ -28,6 +27,10 @@ except (
     ImportError
 ):  # imported as a top-level module (installed package or repository checkout), not as Hub code
     from configuration_mse_adapter import MSEAdapterConfig
+try:
+    from .answer_constraints import AnswerSetLogitsProcessor
+except ImportError:  # imported as a top-level module, not as Hub code
+    from answer_constraints import AnswerSetLogitsProcessor
 
 MULTIMODAL_INPUT_NAMES = ("audio_values", "audio_lengths", "video_values", "video_lengths", "utterance_mask")
 _BACKBONE_KWARG_NAMES = ("dtype", "device_map", "attn_implementation")
@@ -364,26 +367,6 @@ class MSEAdapterModel(MSEAdapterPreTrainedModel):
         return self.projector(sentence.unsqueeze(-1)).transpose(1, 2)  # (batch, d, n) -> (batch, n, d)
 
 
-@dataclass
-class _AnswerTrie:
-    """Prefix tree over the admissible answers' token ids; `answers` lists the answer indices below this
-    node."""
-
-    children: dict[int, _AnswerTrie] = field(default_factory=dict)
-    answers: list[int] = field(default_factory=list)
-
-    @classmethod
-    def build(cls, answer_token_ids: list[list[int]]) -> _AnswerTrie:
-        root = cls()
-        for index, token_ids in enumerate(answer_token_ids):
-            node = root
-            node.answers.append(index)
-            for token_id in token_ids:
-                node = node.children.setdefault(token_id, cls())
-                node.answers.append(index)
-        return root
-
-
 class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
     """MSE-Adapter plugged into a frozen causal language model.
 
@@ -639,9 +622,17 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
             )
         return labels[:, -logits_to_keep:]
 
-    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs):
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        *args,
+        inputs_embeds: torch.Tensor | None = None,
+        is_first_iteration: bool | None = False,
+        **kwargs,
+    ):
+        # `inputs_embeds` is named so that `generate` accepts it (e.g. from `embed_inputs`, as `predict` does).
         model_inputs = super().prepare_inputs_for_generation(
-            *args, is_first_iteration=is_first_iteration, **kwargs
+            input_ids, *args, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
         )
         # The pseudo tokens live in the cache after the first step; generation only drops inputs it knows
         # about.
@@ -661,63 +652,133 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
         video_lengths: torch.LongTensor | None = None,
         utterance_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-    ) -> list[float] | list[str]:
-        """Greedy decoding restricted to the admissible answers; every output is valid by construction.
+        answer_constraint: AnswerSetLogitsProcessor | None = None,
+        return_scores: bool = False,
+    ) -> list[float] | list[str] | list[dict[str, float]]:
+        """Greedy `generate` restricted to the admissible answers; every output is valid by construction.
 
-        Classification returns label names: the decoding walks a token trie over the class indices and stops
-        as soon as the prefix identifies one class (one forward pass when every class index is a single
-        token). Regression returns floats: the trie holds every one-decimal value of `value_range` in the
-        released format (`+1.2`), i.e. the sign/digits/point grammar restricted to the range, so the value is
-        always inside it.
+        Classification returns label names, regression floats (every one-decimal value of `value_range` in the
+        released format `+1.2`, so the value is always inside the range). Generation stops once every row
+        spells a whole answer: one forward pass when every class index is a single token, then one cached step
+        per further answer token.
+
+        Args:
+            answer_constraint: `processor.answer_logits_processor()` of the processor made for this task and
+                tokenizer; defaults to the answer set in `config.answer_token_ids` (filled by
+                `from_language_model`).
+            return_scores: classification -> per sample a dict label name -> probability, from the model's
+                likelihood of each admissible answer (see `answer_probabilities`); regression -> the decoded
+                value, as without it.
         """
         if labels is not None:
             raise ValueError(
                 "predict needs inputs built without labels (their label tokens would be part of input_ids); "
                 "call the processor with labels=None"
             )
-        if self.config.answer_token_ids is None:
-            raise ValueError(
-                "config.answer_token_ids is not set; build the model with "
-                "MSEAdapterForCausalLM.from_language_model(language_model, processor)"
-            )
-        trie = _AnswerTrie.build(self.config.answer_token_ids)
-        nodes = [trie] * input_ids.shape[0]
+        constraint = answer_constraint if answer_constraint is not None else self._config_answer_constraint()
         inputs_embeds = self.embed_inputs(
             input_ids, utterance_mask, audio_values, audio_lengths, video_values, video_lengths
         )
-        outputs = self(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=True, logits_to_keep=1
+        if return_scores and self.config.task == "classification":
+            return self.answer_probabilities(inputs_embeds, attention_mask, constraint)
+        terminator = constraint.answer_token_ids[0][-1]
+        pad_token_id = self.generation_config.pad_token_id
+        generated = self.generate(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            logits_processor=LogitsProcessorList([constraint]),
+            # Enough to spell any answer; the terminator after it would cost one more forward pass.
+            max_new_tokens=constraint.max_answer_length,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=terminator if pad_token_id is None else pad_token_id,
         )
-        while True:
-            next_tokens = []
-            for row, node in enumerate(nodes):
-                if len(node.answers) == 1:
-                    next_tokens.append(
-                        next(iter(node.children), 0)
-                    )  # finished row: any id keeps the batch aligned
-                    continue
-                allowed = list(node.children)
-                scores = outputs.logits[row, -1, allowed]
-                token_id = allowed[int(scores.argmax())]
-                nodes[row] = node.children[token_id]
-                next_tokens.append(token_id)
-            if all(len(node.answers) == 1 for node in nodes):
-                break
-            attention_mask = torch.cat(
-                [attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=-1
+        return constraint.decode(generated)  # fed inputs_embeds, generate returns the new tokens only
+
+    def _config_answer_constraint(self) -> AnswerSetLogitsProcessor:
+        if self.config.answer_token_ids is None:
+            raise ValueError(
+                "predict needs the task's answers: pass "
+                "answer_constraint=processor.answer_logits_processor() (config.answer_token_ids is not set; "
+                "MSEAdapterForCausalLM.from_language_model fills it)"
             )
-            outputs = self(
-                input_ids=torch.tensor(next_tokens, device=input_ids.device).unsqueeze(-1),
-                attention_mask=attention_mask,
-                past_key_values=outputs.past_key_values,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-        answer_indices = [node.answers[0] for node in nodes]
         if self.config.task == "classification":
-            return [self.config.label_names[index] for index in answer_indices]
-        answers = self.config.answers
-        return [float(answers[index]) for index in answer_indices]
+            answers = self.config.label_names
+        else:
+            answers = [float(answer) for answer in self.config.answers]
+        return AnswerSetLogitsProcessor(self.config.answer_token_ids, answers)
+
+    def answer_probabilities(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        constraint: AnswerSetLogitsProcessor,
+    ) -> list[dict]:
+        """Per sample a probability for each admissible answer, from the model's likelihood of that answer.
+
+        When every answer is one token before its terminator, this is one forward pass: the softmax of the
+        last position's logits restricted to those tokens. Otherwise each answer's teacher-forced
+        log-likelihood, terminator included, comes from the cached prompt continued by all answers at once;
+        the softmax runs over the set.
+
+        Args:
+            inputs_embeds: `(batch, seq_len, d)` from `embed_inputs`; attention_mask `(batch, seq_len)`.
+            constraint: the answer set (`processor.answer_logits_processor()`).
+
+        Returns:
+            One dict per sample, `constraint.answers[i]` -> probability (summing to 1).
+        """
+        answer_token_ids = constraint.answer_token_ids
+        single_token = all(len(ids) == 2 for ids in answer_token_ids)
+        outputs = self(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            use_cache=not single_token,
+            logits_to_keep=1,
+        )
+        last_logits = outputs.logits[:, -1].float()  # (batch, vocab)
+        if single_token:
+            scores = last_logits[:, [ids[0] for ids in answer_token_ids]]  # (batch, answers)
+        else:
+            scores = self._answer_log_likelihoods(
+                last_logits, outputs.past_key_values, attention_mask, answer_token_ids
+            )
+        probabilities = scores.softmax(dim=-1).tolist()
+        return [dict(zip(constraint.answers, row, strict=True)) for row in probabilities]
+
+    def _answer_log_likelihoods(
+        self,
+        last_logits: torch.Tensor,
+        past_key_values,
+        attention_mask: torch.Tensor,
+        answer_token_ids: list[list[int]],
+    ) -> torch.Tensor:
+        """`(batch, answers)` sum of each answer's token log-probabilities (terminator included) after the
+        prompt whose last-position logits `(batch, vocab)` and cache are given."""
+        batch_size, num_answers = last_logits.shape[0], len(answer_token_ids)
+        longest = max(len(ids) for ids in answer_token_ids)
+        targets = torch.full((num_answers, longest), -1, dtype=torch.long, device=last_logits.device)
+        for index, ids in enumerate(answer_token_ids):
+            targets[index, : len(ids)] = torch.tensor(ids)
+        first = last_logits.log_softmax(dim=-1)[:, targets[:, 0]]  # (batch, answers)
+        # Every (sample, answer) pair continues the cached prompt with the answer's tokens (right-padded:
+        # the padding comes after the scored positions, so causal attention never sees it).
+        past_key_values.batch_repeat_interleave(num_answers)
+        continuation = targets[:, :-1].clamp(min=0).repeat(batch_size, 1)  # (batch * answers, longest - 1)
+        mask = torch.cat(
+            [
+                attention_mask.repeat_interleave(num_answers, dim=0),
+                attention_mask.new_ones(batch_size * num_answers, longest - 1),
+            ],
+            dim=-1,
+        )
+        logits = self(
+            input_ids=continuation, attention_mask=mask, past_key_values=past_key_values, use_cache=False
+        ).logits.float()
+        next_targets = targets[:, 1:].repeat(batch_size, 1)  # (batch * answers, longest - 1)
+        log_probs = logits.log_softmax(dim=-1).gather(-1, next_targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        rest = log_probs.masked_fill(next_targets < 0, 0.0).sum(dim=-1).view(batch_size, num_answers)
+        return first + rest
 
     def save_pretrained(self, save_directory: str | os.PathLike, save_language_model: bool = False, **kwargs):
         """Write the config, the remote code and the adapter weights (a few MB at d = 4096).

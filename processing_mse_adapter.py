@@ -32,6 +32,10 @@ except ImportError:  # imported as a top-level module (installed package or chec
         is_integer,
         is_real_number,
     )
+try:
+    from .answer_constraints import AnswerSetLogitsProcessor
+except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
+    from answer_constraints import AnswerSetLogitsProcessor
 
 IGNORE_INDEX = -100
 
@@ -147,6 +151,15 @@ class MSEAdapterProcessor(ProcessorMixin):
             if getattr(self, name) is not None:
                 fields[name] = getattr(self, name)
         return fields
+
+    def answer_logits_processor(self) -> AnswerSetLogitsProcessor:
+        """The task's answer set as a `LogitsProcessor`: `model.generate(**inputs, logits_processor=
+        LogitsProcessorList([processor.answer_logits_processor()]))` only produces admissible answers (a class
+        index, or a one-decimal value in `value_range`, then EOS); its `decode` maps the generated tokens to
+        label names (classification) or floats (regression)."""
+        if self.task == "classification":
+            return AnswerSetLogitsProcessor(self._answer_ids, self.label_names)
+        return AnswerSetLogitsProcessor(self._answer_ids, [float(answer) for answer in self._answers])
 
     def _encode(self, text: str) -> list[int]:
         # Long utterances are truncated here, not by the tokenizer: its length warning would be misleading.

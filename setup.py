@@ -15,6 +15,7 @@ REMOTE_CODE_MODULES = [
     "configuration_emoverse",
     "modeling_emoverse",
     "processing_emoverse",
+    "answer_constraints",
 ]
 
 INSTALL_REQUIRES = [

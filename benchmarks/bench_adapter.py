@@ -9,10 +9,18 @@
    parsing the decoded text into a label, on the same batches.
 3. Peak memory: a fresh process per workload (`--workload`) loads the backbone, resets its peak RSS (Linux
    /proc/self/clear_refs) and reports the peak RSS reached while running the workload twice.
+4. Decoding cost on a MELD-shaped batch (`--decode_batch_size` samples, 7 single-token classes): `predict` and
+   `predict(..., return_scores=True)` against one forward pass of the same batch keeping the last position's
+   logits only (the least any prediction can cost), interleaved, median of the per-repeat ratios; and, for the
+   MOSEI regression answers, how many backbone forward calls `predict` makes and how many tokens each reads
+   (one cached step per answer token: the prompt, then one token per call).
+
+Sections: `--sections training,inference,memory,decoding` (default: all).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 import statistics
@@ -31,6 +39,7 @@ from m2se.backbones import smollm2_path
 from modeling_mse_adapter import MSEAdapterForCausalLM
 from processing_mse_adapter import MSEAdapterProcessor
 
+SECTIONS = ("training", "inference", "memory", "decoding")
 WORKLOADS = ("load", "adapter_train", "backbone_train", "predict", "generate")
 UTTERANCES = [
     "I honestly did not expect the ending, it was wonderful and I want to watch it again",
@@ -50,6 +59,10 @@ class BenchmarkArguments:
     predict_batches: int = field(default=4, metadata={"help": "batches per inference throughput measurement"})
     threads: int = field(
         default=1, metadata={"help": "torch intra-op threads (1: CPU time is then pure compute, no spinning)"}
+    )
+    decode_batch_size: int = field(default=8, metadata={"help": "samples per batch in the decoding section"})
+    sections: str = field(
+        default=",".join(SECTIONS), metadata={"help": f"comma-separated subset of {SECTIONS}"}
     )
     workload: str | None = field(
         default=None, metadata={"help": f"internal: run one of {WORKLOADS} for memory"}
@@ -247,6 +260,60 @@ def measure_memory(args: BenchmarkArguments) -> dict:
     return report
 
 
+def run_decoding_benchmark(args: BenchmarkArguments) -> dict:
+    """Decoding cost relative to one forward pass with last-position logits (see the module docstring, 4.)."""
+    _, processor, model = build(args, "classification")
+    model.eval()
+    batch = make_batch(processor, args.decode_batch_size, with_labels=False)
+    forward = torch.no_grad()(lambda: model(**batch, logits_to_keep=1))
+    predict = lambda: model.predict(**batch)  # noqa: E731
+    has_scores = "return_scores" in inspect.signature(model.predict).parameters
+    scores = lambda: model.predict(**batch, return_scores=True)  # noqa: E731
+    forward(), predict(), has_scores and scores()  # warm-up
+    times: dict[str, list[tuple[float, float]]] = {"forward": [], "predict": [], "scores": []}
+    for _ in range(args.repeats):
+        times["forward"].append(timed(forward))
+        times["predict"].append(timed(predict))
+        if has_scores:
+            times["scores"].append(timed(scores))
+    report: dict = {"samples": args.decode_batch_size, "sequence_length": batch["input_ids"].shape[1]}
+    for clock, index in (("wall", 0), ("cpu", 1)):
+        report[f"forward_{clock}_s"] = statistics.median(t[index] for t in times["forward"])
+        for name in ("predict", "scores"):
+            if not times[name]:
+                report[f"{name}_over_forward_{clock}"] = "n/a (no return_scores)"
+                continue
+            ratios = [t[index] / f[index] for t, f in zip(times[name], times["forward"], strict=True)]
+            report[f"{name}_{clock}_s"] = statistics.median(t[index] for t in times[name])
+            report[f"{name}_over_forward_{clock}"] = statistics.median(ratios)
+            report[f"{name}_over_forward_{clock}_min_max"] = (min(ratios), max(ratios))
+    report["regression"] = count_regression_steps(args)
+    return report
+
+
+def count_regression_steps(args: BenchmarkArguments) -> dict:
+    """Backbone forward calls made by one regression `predict` and the tokens each call reads."""
+    _, processor, model = build(args, "regression")
+    model.eval()
+    batch = make_batch(processor, args.decode_batch_size, with_labels=False)
+    tokens_per_call: list[int] = []
+    hook = model.language_model.register_forward_pre_hook(
+        lambda _, __, kwargs: tokens_per_call.append(kwargs["inputs_embeds"].shape[1]), with_kwargs=True
+    )
+    values = model.predict(**batch)
+    hook.remove()
+    answer_lengths = {
+        len(processor.tokenizer(answer, add_special_tokens=False)["input_ids"])
+        for answer in processor._answers
+    }
+    return {
+        "answer_tokens_without_eos": sorted(answer_lengths),
+        "forward_calls": len(tokens_per_call),
+        "tokens_read_per_call": tokens_per_call,
+        "values": values,
+    }
+
+
 def main() -> None:
     (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
     torch.set_num_threads(args.threads)
@@ -255,15 +322,23 @@ def main() -> None:
             raise ValueError(f"--workload must be one of {WORKLOADS}, got {args.workload!r}")
         run_workload(args)
         return
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"--sections must be a subset of {SECTIONS}, got {unknown}")
+    runners = {
+        "training": run_training_benchmark,
+        "inference": run_inference_benchmark,
+        "memory": measure_memory,
+        "decoding": run_decoding_benchmark,
+    }
     report = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}",
         "batch_size": args.batch_size,
         "repeats": args.repeats,
-        "training": run_training_benchmark(args),
-        "inference": run_inference_benchmark(args),
-        "memory": measure_memory(args),
     }
+    report |= {name: runners[name](args) for name in sections}
     print(json.dumps(report, indent=2))
 
 
