@@ -124,7 +124,7 @@ class AnswerSetLogitsProcessor(LogitsProcessor):
         device = generated.device
         tokens = self._tokens.to(device)
         transitions = self._transitions.to(device)
-        slots = torch.searchsorted(tokens, generated).clamp(max=len(tokens) - 1)
+        slots = torch.searchsorted(tokens, generated.contiguous()).clamp(max=len(tokens) - 1)
         slots = torch.where(tokens[slots] == generated, slots, len(tokens))  # other tokens -> last column
         states = torch.zeros(generated.shape[0], dtype=torch.long, device=device)
         for step in range(generated.shape[1]):
