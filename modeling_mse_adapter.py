@@ -372,7 +372,7 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
 
     `adapter` (trainable) computes `num_pseudo_tokens` embeddings that replace the `<pseudo>` placeholders of
     the processor's `input_ids`; `language_model` (any `AutoModelForCausalLM`, frozen, never resized) does the
-    rest. Only the adapter is saved unless `save_pretrained(..., save_language_model=True)`.
+    rest. Only the adapter is saved unless `save_pretrained(..., save_full_model=True)`.
     """
 
     def __init__(self, config: MSEAdapterConfig, language_model: PreTrainedModel | None = None):
@@ -780,13 +780,13 @@ class MSEAdapterForCausalLM(MSEAdapterPreTrainedModel, GenerationMixin):
         rest = log_probs.masked_fill(next_targets < 0, 0.0).sum(dim=-1).view(batch_size, num_answers)
         return first + rest
 
-    def save_pretrained(self, save_directory: str | os.PathLike, save_language_model: bool = False, **kwargs):
+    def save_pretrained(self, save_directory: str | os.PathLike, save_full_model: bool = False, **kwargs):
         """Write the config, the remote code and the adapter weights (a few MB at d = 4096).
 
-        With `save_language_model=True` the backbone weights are written too and the folder no longer needs
+        With `save_full_model=True` the backbone weights are written too and the folder no longer needs
         `base_model_name_or_path`.
         """
-        if not save_language_model:
+        if not save_full_model:
             state_dict = kwargs.pop("state_dict", None) or self.state_dict()
             kwargs["state_dict"] = {
                 name: value for name, value in state_dict.items() if name.startswith("adapter.")

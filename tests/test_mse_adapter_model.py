@@ -268,7 +268,7 @@ def test_full_checkpoint_reloads_without_the_base_model_and_stays_frozen(
     tmp_path, tiny_lm_factory, processor
 ):
     model = MSEAdapterForCausalLM.from_language_model(tiny_lm_factory("gpt_neox"), processor)
-    model.save_pretrained(tmp_path, save_language_model=True)
+    model.save_pretrained(tmp_path, save_full_model=True)
     reloaded = MSEAdapterForCausalLM.from_pretrained(tmp_path)
     assert all(name.startswith("adapter.") for name in trainable_names(reloaded))
     assert not any(p.requires_grad for p in reloaded.language_model.parameters())

@@ -63,9 +63,9 @@ def run_fresh_process(folder, inputs_path, workdir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("save_language_model", [False, True])
+@pytest.mark.parametrize("save_full_model", [False, True])
 def test_fresh_process_loads_with_auto_classes_and_predicts_identically(
-    tmp_path, tiny_lm_factory, save_language_model
+    tmp_path, tiny_lm_factory, save_full_model
 ):
     backbone_dir, folder, workdir = tmp_path / "backbone", tmp_path / "mse-adapter", tmp_path / "elsewhere"
     workdir.mkdir()
@@ -81,7 +81,7 @@ def test_fresh_process_loads_with_auto_classes_and_predicts_identically(
     model = MSEAdapterForCausalLM.from_language_model(
         AutoModelForCausalLM.from_pretrained(backbone_dir), processor
     ).eval()
-    model.save_pretrained(folder, save_language_model=save_language_model)
+    model.save_pretrained(folder, save_full_model=save_full_model)
     processor.save_pretrained(folder)
     saved = {path.name for path in folder.iterdir()}
     assert {"configuration_mse_adapter.py", "modeling_mse_adapter.py", "processing_mse_adapter.py"} <= saved
