@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -126,22 +125,34 @@ def test_sigkill_in_stage_two_then_resume_equals_an_uninterrupted_run(tmp_path):
     kill_after = (stage_two_start + stage_two_end) // 2  # a checkpoint in the middle of stage 2
 
     crashed = tmp_path / "crashed"
-    process = subprocess.Popen(
-        [sys.executable, SCRIPT, *M2SE_ARGS, "--output_dir", str(crashed)],
+    # SIGKILL at a fixed point instead of racing a timer: after checkpoint-{kill_after} is complete, the
+    # process kills itself while writing checkpoint-{kill_after + 1} (weights written, optimizer and
+    # scheduler not), as a power cut in the middle of a save would leave it.
+    crash_launcher = tmp_path / "crash_during_save.py"
+    crash_launcher.write_text(
+        "import os, runpy, signal, sys\n"
+        "import transformers\n"
+        "save_optimizer_and_scheduler = transformers.Trainer._save_optimizer_and_scheduler\n"
+        "def crash_at_step(self, output_dir):\n"
+        f"    if self.state.global_step == {kill_after + 1}:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    save_optimizer_and_scheduler(self, output_dir)\n"
+        "transformers.Trainer._save_optimizer_and_scheduler = crash_at_step\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    process = subprocess.run(
+        [sys.executable, str(crash_launcher), SCRIPT, *M2SE_ARGS, "--output_dir", str(crashed)],
         env=environment(tmp_path),
         cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
-    deadline = time.monotonic() + 600
-    while not (crashed / f"checkpoint-{kill_after}" / "trainer_state.json").is_file():
-        assert process.poll() is None, "the run ended before reaching the middle of stage 2"
-        assert time.monotonic() < deadline, "the run did not reach the middle of stage 2 in time"
-        time.sleep(0.05)
-    time.sleep(0.5)  # let the checkpoint finish; the next steps may or may not be saved
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr[-4000:]
     assert not (crashed / "m2se_curriculum.json").exists()
+    half_written = crashed / f"checkpoint-{kill_after + 1}"
+    assert (half_written / "model.safetensors").is_file() and not (half_written / "scheduler.pt").exists()
     checkpoints = sorted(crashed.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
     last_complete = next(
         path
@@ -150,7 +161,8 @@ def test_sigkill_in_stage_two_then_resume_equals_an_uninterrupted_run(tmp_path):
         and (path / "model.safetensors").is_file()
         and (path / "scheduler.pt").is_file()
     )
-    assert stage_two_start < int(last_complete.name.split("-")[1]) < stage_two_end
+    assert last_complete.name == f"checkpoint-{kill_after}"
+    assert stage_two_start < kill_after < stage_two_end
 
     run(
         [
