@@ -16,6 +16,7 @@ REMOTE_CODE_MODULES = [
     "modeling_emoverse",
     "processing_emoverse",
     "answer_constraints",
+    "templates_emoverse",
 ]
 
 INSTALL_REQUIRES = [

@@ -1,49 +1,45 @@
 """The exact EMT (emotion multitask) query/response templates of M2SE (arXiv 2412.08049).
 
-Only the utterance (and, for ECPE, the conversation lines) is substituted. The tags ``<sentiment>``,
-``<emotion>`` and ``<reason>`` are literal text of the released templates (task markers), not placeholders.
+The queries (and the task names) live in the remote code `templates_emoverse.py`, which the EmoVerse pipeline
+ships with a checkpoint; this module re-exports them next to the responses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-EMT_TASKS = ("msa", "er", "fer", "eri", "ecpe")
-"""The five EMT task names, in the order of the M2SE paper (records, stage rates and recipes use them)."""
+from templates_emoverse import (
+    ECPE_FOOTER,
+    ECPE_HEADER,
+    EMT_TASKS,
+    ERI_QUERY,
+    FER_QUERY,
+    ecpe_line,
+    ecpe_query,
+    er_query,
+    msa_query,
+)
+
+__all__ = [
+    "ECPE_FOOTER",
+    "ECPE_HEADER",
+    "EMT_TASKS",
+    "ERI_QUERY",
+    "ER_EMOTIONS",
+    "FER_QUERY",
+    "SYSTEM_PROMPT",
+    "ecpe_line",
+    "ecpe_query",
+    "ecpe_response",
+    "er_query",
+    "label_answer",
+    "msa_query",
+    "msa_response",
+]
 
 SYSTEM_PROMPT = "You are an sentiment and emotion analysis expert."
 
 ER_EMOTIONS = ("anger", "sadness", "surprise", "disgust", "joy", "neutral", "fear")
-
-FER_QUERY = "Detail the facial expressions used in the image."
-ERI_QUERY = "<reason> What is the emotional state of the person in the video? Please tell me the reason."
-
-ECPE_HEADER = (
-    "Below is a conversation containing multiple utterances from different speakers, \n"
-    "along with the corresponding emotion label for each utterance. \n"
-    "Your task is to identify the indices of the candidate utterances that elicited the emotion "
-    "in the target utterance.\n"
-)
-ECPE_FOOTER = (
-    'You need to return the answer as, for example, "3_surprise,1", \n'
-    "which means that the emotion of surprise in the third sentence is related to the first sentence, \n"
-    "and if the emotion is related to more than one sentence, separate the sentences with \u201c;\u201d.\n"
-    "The emotion-cause indices of the target utterance are:"
-)
-
-
-def msa_query(utterance: str) -> str:
-    return (
-        f"The person says: '{utterance}' <sentiment> Please determine which sentiment label in the video "
-        "represents: positive or negative."
-    )
-
-
-def er_query(utterance: str) -> str:
-    return (
-        f"The person says: '{utterance}' <emotion> Please determine which emotion label in the video "
-        "represents: anger, sadness, surprise, disgust, joy, neutral or fear."
-    )
 
 
 def label_answer(label: str) -> str:
@@ -58,27 +54,6 @@ def msa_response(score: float, non_negative_is_positive: bool = False) -> str | 
     if score < 0:
         return "Negative."
     return None
-
-
-def ecpe_line(utterance_id: int, emotion: str, speaker: str, text: str) -> str:
-    return f"{utterance_id}_{emotion}. {speaker}: {text}\n"
-
-
-def ecpe_query(lines: Sequence[str], target_index: int) -> str:
-    """The ECPE query for the utterance at 0-based ``target_index`` of a conversation of ``ecpe_line``s."""
-    if not 0 <= target_index < len(lines):
-        raise ValueError(f"target_index must be in [0, {len(lines)}), got {target_index}")
-    candidates = "".join(lines[:target_index]) or "\n"
-    return (
-        ECPE_HEADER
-        + "Input conversation:"
-        + "".join(lines)
-        + "Candidate utterances:"
-        + candidates
-        + "Target utterance:"
-        + lines[target_index]
-        + ECPE_FOOTER
-    )
 
 
 def ecpe_response(target_id: int, emotion: str, cause_ids: Sequence[int]) -> str:
