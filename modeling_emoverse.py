@@ -1,8 +1,10 @@
 """EmoVerse (M2SE, arXiv 2412.08049) as a transformers model: frozen vision encoder -> linear projector W_v
 -> causal LLM with PEFT LoRA, X = [W_v T_v ; T_t] with one block of visual tokens per image or video frame.
 
-Hub remote code: imports only transformers, torch, the standard library, its sibling modules and (lazily)
-`peft`, which transformers' own `add_adapter` needs for the LoRA layers.
+Hub remote code: imports only transformers, torch, the standard library, its sibling modules and `peft`,
+whose public API (`LoraConfig`, `inject_adapter_in_model`, `get/set_peft_model_state_dict`) adds, saves and
+loads the LoRA layers and the projector (a module to save). transformers' own `add_adapter` is not used: its
+PEFT version gate rejects the newest peft release with some transformers releases.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import safetensors.torch
 import torch
+from peft import LoraConfig, PeftConfig, inject_adapter_in_model
+from peft.functional import get_peft_model_state_dict, set_peft_model_state_dict
+from peft.utils.constants import SAFETENSORS_WEIGHTS_NAME as ADAPTER_WEIGHTS_NAME
 from torch import nn
 from transformers import (
     AutoModel,
@@ -21,7 +27,6 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers.modeling_outputs import ModelOutput
-from transformers.modeling_utils import load_state_dict
 from transformers.utils import cached_file
 
 try:
@@ -30,7 +35,9 @@ except ImportError:  # imported as a top-level module from a checkout instead of
     from configuration_emoverse import EmoVerseConfig
 
 LORA_ADAPTER_NAME = "default"
-WEIGHTS_NAME = "model.safetensors"
+PROJECTOR_NAME = "multi_modal_projector"
+# PEFT's adapter files name tensors from the root of a `PeftModel`, which holds the model as base_model.model
+PEFT_KEY_PREFIX = "base_model.model."
 
 
 @dataclass
@@ -61,16 +68,24 @@ def _vision_width(vision_tower: nn.Module) -> int:
     return vision_tower.config.hidden_size
 
 
-def _lora_config(config: EmoVerseConfig):
-    from peft import LoraConfig  # the one permitted non-transformers import: PEFT LoRA layers
-
+def lora_config(config: EmoVerseConfig) -> LoraConfig:
+    """The model's PEFT config: LoRA on the LLM's `lora_target_modules` (never the frozen vision tower) and
+    the projector W_v trained in full as a module to save."""
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=config.lora_target_modules,
+        exclude_modules=r"vision_tower\..*",
+        modules_to_save=[PROJECTOR_NAME],
         bias="none",
     )
+
+
+def is_trained_parameter(name: str) -> bool:
+    """True for the LoRA weights and the projector's trained copy (PEFT keeps the initial projector beside
+    it as `original_module`)."""
+    return "lora_" in name or (name.startswith(f"{PROJECTOR_NAME}.") and ".original_module." not in name)
 
 
 class EmoVersePreTrainedModel(PreTrainedModel):
@@ -85,9 +100,11 @@ class EmoVersePreTrainedModel(PreTrainedModel):
 class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin):
     """Frozen `vision_tower`, trainable `multi_modal_projector` (W_v), `language_model` with LoRA adapters.
 
-    `model.save_pretrained(d)` writes the trained parts (projector + LoRA) and a config naming the base
-    encoder and LLM; `model.save_pretrained(d, merged=True)` writes every weight with LoRA merged in.
-    `from_pretrained` restores either and re-freezes the vision tower and the LLM's base weights.
+    The LoRA layers and the projector come from PEFT ([`lora_config`]). `model.save_pretrained(d)` writes the
+    trained parts as PEFT adapter files (`adapter_config.json`, `adapter_model.safetensors`) next to a config
+    naming the base encoder and LLM; `model.save_pretrained(d, save_full_model=True)` writes every weight
+    with LoRA merged in. `from_pretrained` restores either and re-freezes the vision tower and the LLM's base
+    weights.
     """
 
     def __init__(
@@ -108,9 +125,10 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         self.multi_modal_projector = nn.Linear(
             _vision_width(self.vision_tower), config.text_config.hidden_size, bias=config.projector_bias
         )
-        if config.checkpoint_contents == "trained":
-            self.language_model.add_adapter(_lora_config(config), adapter_name=LORA_ADAPTER_NAME)
         self.post_init()
+        if config.checkpoint_contents == "trained":
+            # after post_init, so that PEFT's own initialisation (LoRA B = 0) is kept
+            inject_adapter_in_model(lora_config(config), self, adapter_name=LORA_ADAPTER_NAME)
         self.freeze_base_parts()
 
     @classmethod
@@ -130,7 +148,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         Args:
             vision_model: a name/path for `AutoModel.from_pretrained` (recorded in the config, so that a
                 checkpoint of the trained parts can reload it), a loaded model, or a vision config (a randomly
-                initialised encoder; such a model can only be saved with `merged=True`).
+                initialised encoder; such a model can only be saved with `save_full_model=True`).
             text_model_name_or_path: a name/path for `AutoModelForCausalLM` and `AutoTokenizer`.
             image_token_id: id of the image placeholder; by default the id of `config.image_token` in the
                 LLM's tokenizer, or `len(tokenizer)`: the id [`EmoVerseProcessor.from_parts`] gives it.
@@ -204,12 +222,9 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         return model
 
     def freeze_base_parts(self) -> None:
-        """Train only W_v and the LoRA weights (transformers 5 re-enables gradients on every loaded "
-        "parameter)."""
-        self.vision_tower.requires_grad_(False)
-        for name, parameter in self.language_model.named_parameters():
-            parameter.requires_grad_("lora_" in name)
-        self.multi_modal_projector.requires_grad_(True)
+        """Train only W_v and the LoRA weights (transformers 5 re-enables gradients on loaded parameters)."""
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad_(is_trained_parameter(name))
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
@@ -320,50 +335,47 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             image_hidden_states=image_features,
         )
 
-    def _merge_lora(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """`state_dict` with each LoRA delta folded into its base layer's weight and the LoRA tensors dropped.
+    def _merged_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`state_dict` under the plain model's names, each LoRA delta folded into its base weight and the
+        projector's trained copy in place of the original.
 
-        The deltas come from the live LoRA modules, so the full model must be in memory (not partitioned by
-        ZeRO-3); the live model is untouched.
+        Equal to the state dict of PEFT's `merge_and_unload`, which is not called because it rewrites the live
+        model in place, and saving must leave the model being trained untouched. The deltas come from the
+        live LoRA layers (PEFT's `get_delta_weight`), so the full model must be in memory (not partitioned by
+        ZeRO-3).
         """
-        merged = {name: tensor for name, tensor in state_dict.items() if "lora_" not in name}
+        trained_copy = f".modules_to_save.{LORA_ADAPTER_NAME}."
+        merged = {
+            name.replace(".base_layer.", ".").replace(trained_copy, "."): tensor
+            for name, tensor in state_dict.items()
+            if "lora_" not in name and ".original_module." not in name
+        }
         for module_name, module in self.named_modules():
             if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
-                base_key = f"{module_name}.base_layer.weight"
-                merged[base_key] = merged[base_key] + module.get_delta_weight(LORA_ADAPTER_NAME).to(
-                    merged[base_key].dtype
-                )
-        return {name.replace(".base_layer.", "."): tensor for name, tensor in merged.items()}
-
-    def _trained_state_dict(
-        self, state_dict: dict[str, torch.Tensor] | None = None
-    ) -> dict[str, torch.Tensor]:
-        """The projector and LoRA tensors of `state_dict` (default: the model's own)."""
-        state_dict = self.state_dict() if state_dict is None else state_dict
-        return {
-            name: tensor
-            for name, tensor in state_dict.items()
-            if "lora_" in name or name.startswith("multi_modal_projector.")
-        }
+                key = f"{module_name}.weight"
+                merged[key] = merged[key] + module.get_delta_weight(LORA_ADAPTER_NAME).to(merged[key].dtype)
+        return merged
 
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,
-        merged: bool = False,
+        save_full_model: bool = False,
         state_dict: dict[str, torch.Tensor] | None = None,
         **kwargs,
     ) -> None:
-        """Save the trained parts (projector + LoRA, default) or, with `merged=True`, all weights with
-        LoRA merged in.
+        """Save the trained parts (default) or, with `save_full_model=True`, every weight with LoRA merged in.
 
-        The config always names the base encoder and LLM. A trained-parts checkpoint needs both to be
-        loadable by name/path when it is reloaded. `state_dict` (default: the model's own) is what the Trainer
-        passes, e.g. the weights gathered across ranks under ZeRO-3; only its trained tensors are written.
+        The trained parts are PEFT's adapter files (`adapter_config.json`, `adapter_model.safetensors`: the
+        LoRA weights and the projector), readable by `peft` tools, plus `model.safetensors` holding the same
+        tensors under the model's own names, which is what the Trainer reads when it resumes from a
+        checkpoint. The config always names the base encoder and LLM; a trained-parts checkpoint needs both to
+        be loadable by name/path when it is reloaded. `state_dict` (default: the model's own) is what the
+        Trainer passes, e.g. the weights gathered across ranks under ZeRO-3.
         """
         state_dict = self.state_dict() if state_dict is None else state_dict
-        if self.config.checkpoint_contents == "merged" or merged:
-            if self.config.checkpoint_contents == "trained":
-                state_dict = self._merge_lora(state_dict)
+        has_lora = self.config.checkpoint_contents == "trained"
+        if save_full_model or not has_lora:
+            state_dict = self._merged_state_dict(state_dict) if has_lora else state_dict
             contents = "merged"
         else:
             missing = [
@@ -374,10 +386,11 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             if missing:
                 raise ValueError(
                     f"saving only the trained parts needs the base models' names/paths, but {missing} is "
-                    "unset (the part was built from a config); save with merged=True or build with "
+                    "unset (the part was built from a config); save with save_full_model=True or build with "
                     "from_parts(<name/path>)"
                 )
-            state_dict = self._trained_state_dict(state_dict)
+            adapter_state_dict = get_peft_model_state_dict(self, state_dict=state_dict)
+            state_dict = {name: tensor for name, tensor in state_dict.items() if is_trained_parameter(name)}
             contents = "trained"
         original_contents = self.config.checkpoint_contents
         self.config.checkpoint_contents = contents
@@ -390,18 +403,54 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             super().save_pretrained(save_directory, state_dict=state_dict, **kwargs)
         finally:
             self.config.checkpoint_contents = original_contents
+        if contents == "trained" and kwargs.get("is_main_process", True):
+            peft_config = self.peft_config[LORA_ADAPTER_NAME]
+            peft_config.base_model_name_or_path = self.config.text_model_name_or_path
+            peft_config.save_pretrained(save_directory)
+            safetensors.torch.save_file(
+                {PEFT_KEY_PREFIX + name: tensor.contiguous() for name, tensor in adapter_state_dict.items()},
+                os.path.join(save_directory, ADAPTER_WEIGHTS_NAME),
+                metadata={"format": "pt"},
+            )
+
+    def load_adapter_files(self, folder: str | os.PathLike, **hub_kwargs) -> None:
+        """Load the trained parts from PEFT adapter files written by `save_pretrained` (or by `peft` itself
+        for this model) into its LoRA layers and projector; ValueError naming the file on a mismatch."""
+        config_file = cached_file(folder, "adapter_config.json", **hub_kwargs)
+        peft_config = PeftConfig.from_pretrained(os.path.dirname(config_file))
+        expected_config = lora_config(self.config)
+        if (peft_config.r, peft_config.lora_alpha) != (expected_config.r, expected_config.lora_alpha):
+            raise ValueError(
+                f"{config_file} has LoRA r={peft_config.r}, alpha={peft_config.lora_alpha} but the model "
+                f"config says lora_r={expected_config.r}, lora_alpha={expected_config.lora_alpha}"
+            )
+        weights_file = cached_file(folder, ADAPTER_WEIGHTS_NAME, **hub_kwargs)
+        try:
+            saved = safetensors.torch.load_file(weights_file)
+        except Exception as error:  # safetensors raises its own types (or MemoryError) for damaged files
+            raise ValueError(
+                f"{weights_file} is not a readable safetensors file ({type(error).__name__}: {error})"
+            ) from error
+        saved = {name.removeprefix(PEFT_KEY_PREFIX): tensor for name, tensor in saved.items()}
+        expected = set(get_peft_model_state_dict(self))
+        if set(saved) != expected:
+            raise ValueError(
+                f"{weights_file} should hold exactly the projector and LoRA weights of this config; "
+                f"missing {sorted(expected - set(saved))[:5]}, unexpected {sorted(set(saved) - expected)[:5]}"
+            )
+        set_peft_model_state_dict(self, saved, adapter_name=LORA_ADAPTER_NAME)
 
     @classmethod
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs
     ) -> EmoVerseForConditionalGeneration:
         """Load a folder written by `save_pretrained` (either kind); the base parts stay frozen."""
+        hub_kwargs = {
+            k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs
+        }
         config = kwargs.pop("config", None)
         if config is None:
-            config_kwargs = {
-                k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs
-            }
-            config = EmoVerseConfig.from_pretrained(pretrained_model_name_or_path, **config_kwargs)
+            config = EmoVerseConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         if config.checkpoint_contents == "merged":
             model = super().from_pretrained(
                 pretrained_model_name_or_path, *model_args, config=config, **kwargs
@@ -415,16 +464,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
                 dtype=kwargs.get("dtype"),
                 trust_remote_code=kwargs.get("trust_remote_code", False),
             )
-            weights_file = cached_file(pretrained_model_name_or_path, WEIGHTS_NAME)
-            trained = load_state_dict(weights_file)
-            expected = set(model._trained_state_dict())
-            if set(trained) != expected:
-                raise ValueError(
-                    f"{weights_file} should hold exactly the projector and LoRA weights of this config; "
-                    f"missing {sorted(expected - set(trained))[:5]}, "
-                    f"unexpected {sorted(set(trained) - expected)[:5]}"
-                )
-            model.load_state_dict(trained, strict=False)
+            model.load_adapter_files(pretrained_model_name_or_path, **hub_kwargs)
             model.eval()
         model.freeze_base_parts()
         return model
@@ -448,4 +488,9 @@ def _extend_vocabulary(language_model: PreTrainedModel, vocab_size: int) -> None
 EmoVerseConfig.register_for_auto_class()
 EmoVerseForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
 
-__all__ = ["EmoVerseCausalLMOutputWithPast", "EmoVerseForConditionalGeneration", "EmoVersePreTrainedModel"]
+__all__ = [
+    "EmoVerseCausalLMOutputWithPast",
+    "EmoVerseForConditionalGeneration",
+    "EmoVersePreTrainedModel",
+    "lora_config",
+]

@@ -289,8 +289,7 @@ def save_model(trainer: Trainer, recipe: Recipe, full: bool) -> None:
     if not full:
         trainer.save_model(trainer.args.output_dir)
     elif trainer.is_world_process_zero():
-        flag = {"save_full_model": True} if recipe.model.kind == "mse_adapter" else {"merged": True}
-        trainer.model.save_pretrained(trainer.args.output_dir, **flag)
+        trainer.model.save_pretrained(trainer.args.output_dir, save_full_model=True)
 
 
 def save_reports(

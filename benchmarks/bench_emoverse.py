@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from peft import LoraConfig
+from peft import LoraConfig, inject_adapter_in_model
 from PIL import Image
 from transformers import (
     AutoModelForCausalLM,
@@ -93,13 +93,14 @@ def build_llava(vision_dir: Path, text_dir: Path, processor: EmoVerseProcessor):
     model.model.vision_tower.load_state_dict(vision.state_dict())
     model.model.language_model.load_state_dict(language.model.state_dict())
     model.lm_head.weight = model.model.language_model.embed_tokens.weight
-    model.add_adapter(
+    inject_adapter_in_model(  # PEFT's API, as EmoVerse does (transformers' add_adapter gates peft versions)
         LoraConfig(
             r=reference.lora_r,
             lora_alpha=reference.lora_alpha,
             lora_dropout=reference.lora_dropout,
             target_modules=rf".*language_model.*\.({'|'.join(LLM_LINEAR_LAYERS)})",
-        )
+        ),
+        model,
     )
     for name, parameter in model.named_parameters():
         parameter.requires_grad_("lora_" in name or "multi_modal_projector" in name)

@@ -72,7 +72,7 @@ def test_merged_checkpoint_reloads_in_a_fresh_process(emoverse_model, emoverse_p
         **emoverse_processor.process_emt_records(records, training=False), max_new_tokens=8, do_sample=False
     )
     folder = tmp_path / "merged"
-    emoverse_model.save_pretrained(folder, merged=True)
+    emoverse_model.save_pretrained(folder, save_full_model=True)
     emoverse_processor.save_pretrained(folder)
     saved_files = [path.name for path in folder.iterdir()]
     assert not any(name.startswith("model") and "lora" in name for name in saved_files)

@@ -106,7 +106,10 @@ def test_only_lora_and_projector_are_trainable(emoverse_model):
     trainable = {name for name, parameter in emoverse_model.named_parameters() if parameter.requires_grad}
     assert trainable
     assert all("lora_" in name or name.startswith("multi_modal_projector.") for name in trainable)
-    assert {"multi_modal_projector.weight", "multi_modal_projector.bias"} <= trainable
+    # PEFT trains a copy of the projector (a module to save) and keeps the initial one frozen beside it
+    trained_projector = {f"multi_modal_projector.modules_to_save.default.{p}" for p in ("weight", "bias")}
+    assert trained_projector <= trainable
+    assert not any(".original_module." in name for name in trainable)
     assert not any(p.requires_grad for p in emoverse_model.vision_tower.parameters())
     lora_layers = [name for name in trainable if "lora_A" in name]
     # all-linear on 2 Llama blocks: q, k, v, o, gate, up, down per block
@@ -144,7 +147,7 @@ def test_generate_with_images_matches_before_and_after_saving(
     assert generated.shape[1] > inputs["input_ids"].shape[1]
     for merged in (False, True):
         folder = tmp_path / f"merged-{merged}"
-        emoverse_model.save_pretrained(folder, merged=merged)
+        emoverse_model.save_pretrained(folder, save_full_model=merged)
         reloaded = EmoVerseForConditionalGeneration.from_pretrained(folder)
         assert reloaded.config.checkpoint_contents == ("merged" if merged else "trained")
         assert torch.equal(reloaded.generate(**inputs, max_new_tokens=6, do_sample=False), generated)
@@ -171,9 +174,16 @@ def test_save_writes_the_state_dict_it_is_given(emoverse_model, tmp_path):
     given = {name: tensor + 1.0 for name, tensor in emoverse_model.state_dict().items()}
     emoverse_model.save_pretrained(tmp_path, state_dict=given)
     saved = load_file(tmp_path / "model.safetensors")
-    assert set(saved) == set(emoverse_model._trained_state_dict())
+    trained = {name for name, parameter in emoverse_model.named_parameters() if parameter.requires_grad}
+    assert set(saved) == trained
     for name, tensor in saved.items():
         torch.testing.assert_close(tensor, given[name], rtol=0, atol=0)
+    # PEFT's names: from the root of a PeftModel, without the adapter name
+    adapter = load_file(tmp_path / "adapter_model.safetensors")
+    assert len(adapter) == len(trained)
+    for name in trained:
+        peft_name = "base_model.model." + name.replace(".default.", ".").replace(".modules_to_save.", ".")
+        torch.testing.assert_close(adapter[peft_name], given[name], rtol=0, atol=0)
 
 
 def test_model_rejects_placeholder_and_image_count_mismatch(emoverse_model, emoverse_processor):
@@ -191,7 +201,7 @@ def test_config_built_vision_tower_cannot_be_saved_as_trained_parts(emoverse_par
 
     _, text_dir = emoverse_parts
     model = EmoVerseForConditionalGeneration.from_parts(EmoVerseConfig().vision_config, text_dir)
-    with pytest.raises(ValueError, match="merged=True"):
+    with pytest.raises(ValueError, match="save_full_model=True"):
         model.save_pretrained(tmp_path)
 
 
@@ -229,3 +239,45 @@ def test_vision_feature_selection(emoverse_parts, tmp_path, model_args, selectio
     batch = processor(text=["<image> hi"], images=[Image.new("RGB", (40, 40), (5, 6, 7))])
     output = model(**batch)
     assert output.image_hidden_states.shape[:2] == (1, tokens_per_image)
+
+
+def test_peft_reads_the_trained_parts_checkpoint(emoverse_model, emoverse_processor, records, tmp_path):
+    # The adapter files are PEFT's own format: peft's loaders rebuild the same model from a plain EmoVerse.
+    from peft import LoraConfig, PeftConfig, PeftModel
+
+    from modeling_emoverse import EmoVerseForConditionalGeneration
+
+    base_folder, trained_folder = tmp_path / "base", tmp_path / "trained"
+    emoverse_model.save_pretrained(base_folder, save_full_model=True)  # LoRA B = 0: the base weights
+    randomize_trained_parts(emoverse_model)
+    emoverse_model.save_pretrained(trained_folder)
+    peft_config = PeftConfig.from_pretrained(trained_folder)
+    assert isinstance(peft_config, LoraConfig)
+    assert (peft_config.r, peft_config.lora_alpha, peft_config.lora_dropout) == (8, 32, 0.05)
+    assert peft_config.modules_to_save == ["multi_modal_projector"]
+    assert peft_config.base_model_name_or_path == emoverse_model.config.text_model_name_or_path
+
+    base = EmoVerseForConditionalGeneration.from_pretrained(base_folder)
+    assert not any("lora_" in name for name, _ in base.named_parameters())
+    peft_model = PeftModel.from_pretrained(base, trained_folder).eval()
+    batch = emoverse_processor.process_emt_records(records, training=True)
+    with torch.no_grad():
+        expected = emoverse_model.eval()(**batch).logits
+        torch.testing.assert_close(peft_model(**batch).logits, expected)
+        reloaded = EmoVerseForConditionalGeneration.from_pretrained(trained_folder)
+        torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=0, atol=0)
+        merged = peft_model.merge_and_unload()
+        torch.testing.assert_close(merged(**batch).logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_trained_parts_checkpoint_with_damaged_adapter_files_names_the_file(emoverse_model, tmp_path):
+    from modeling_emoverse import EmoVerseForConditionalGeneration
+
+    emoverse_model.save_pretrained(tmp_path)
+    weights = tmp_path / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match=f"{weights} is not a readable safetensors file"):
+        EmoVerseForConditionalGeneration.from_pretrained(tmp_path)
+    (tmp_path / "adapter_config.json").unlink()
+    with pytest.raises(OSError, match=r"adapter_config\.json"):
+        EmoVerseForConditionalGeneration.from_pretrained(tmp_path)
