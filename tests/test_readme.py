@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -265,6 +266,22 @@ def test_setup_lines_match_what_ci_runs():
         for extra in re.findall(r'-e "\.\[(\w+)\]"', " && ".join(install)):
             assert f'"{extra}":' in setup_py or f'EXTRAS["{extra}"]' in setup_py, f"{command}: no {extra}"
         assert normalised(launch) in TRAINING_COMMANDS, f"{command}: its launch line is not run by a test"
+
+
+def test_every_top_level_module_is_installed():
+    """The snippets import the flat remote-code modules from wherever the user runs them: each top-level
+    module must be in setup.py's REMOTE_CODE_MODULES, or `pip install` leaves it out (ModuleNotFoundError)."""
+    tree = ast.parse((REPO_ROOT / "setup.py").read_text(encoding="utf-8"))
+    (listed,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "REMOTE_CODE_MODULES"
+    ]
+    scripts = {"setup", "train_m2se"}
+    modules = {path.stem for path in REPO_ROOT.glob("*.py")} - scripts
+    assert modules <= set(listed), (
+        f"missing from setup.py REMOTE_CODE_MODULES: {sorted(modules - set(listed))}"
+    )
 
 
 @pytest.mark.slow
