@@ -31,8 +31,10 @@ from transformers.utils import cached_file
 
 try:
     from .configuration_emoverse import EmoVerseConfig
+    from .pipeline_emoverse import custom_pipelines
 except ImportError:  # imported as a top-level module from a checkout instead of as Hub remote code
     from configuration_emoverse import EmoVerseConfig
+    from pipeline_emoverse import custom_pipelines
 
 LORA_ADAPTER_NAME = "default"
 PROJECTOR_NAME = "multi_modal_projector"
@@ -399,6 +401,9 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             "AutoModel": "modeling_emoverse.EmoVerseForConditionalGeneration",
             "AutoModelForImageTextToText": "modeling_emoverse.EmoVerseForConditionalGeneration",
         }
+        # `pipeline(model=folder, trust_remote_code=True)` finds the pipeline here; the import above makes
+        # save_pretrained copy its module.
+        self.config.custom_pipelines = custom_pipelines()
         try:
             super().save_pretrained(save_directory, state_dict=state_dict, **kwargs)
         finally:

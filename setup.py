@@ -17,6 +17,7 @@ REMOTE_CODE_MODULES = [
     "processing_emoverse",
     "answer_constraints",
     "templates_emoverse",
+    "pipeline_emoverse",
 ]
 
 INSTALL_REQUIRES = [
