@@ -26,7 +26,7 @@ from transformers import (
     PretrainedConfig,
     PreTrainedModel,
 )
-from transformers.modeling_outputs import ModelOutput
+from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import cached_file
 
 try:
@@ -43,22 +43,15 @@ PEFT_KEY_PREFIX = "base_model.model."
 
 
 @dataclass
-class EmoVerseCausalLMOutputWithPast(ModelOutput):
-    """Output of [`EmoVerseForConditionalGeneration`].
+class EmoVerseCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """Output of [`EmoVerseForConditionalGeneration`]: the LLM's output (loss over the tokens whose label is
+    not -100, logits, key/value cache under the installed transformers' name) and
 
     Args:
-        loss (`torch.FloatTensor` of shape `()`): cross-entropy over the tokens whose label is not -100.
-        logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`).
-        past_key_values (`Cache`): the LLM's key/value cache.
         image_hidden_states (`torch.FloatTensor` of shape `(num_images, image_seq_length, text_hidden_size)`):
             projected visual tokens W_v T_v of this step's images.
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: object | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     image_hidden_states: torch.FloatTensor | None = None
 
 
@@ -96,7 +89,7 @@ class EmoVersePreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    _skip_keys_device_placement = "past_key_values"
+    _skip_keys_device_placement = ("past_key_values", "cache")  # the cache's name before / since v5.24
 
 
 class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin):
@@ -266,9 +259,17 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             )
         return self.multi_modal_projector(features.to(self.multi_modal_projector.weight.dtype))
 
-    def _check_placeholders(
-        self, input_ids: torch.LongTensor, pixel_values: torch.FloatTensor | None
-    ) -> None:
+    def _check_inputs(self, input_ids: torch.LongTensor, pixel_values: torch.FloatTensor | None) -> None:
+        """ValueError before any compute: malformed `pixel_values`, or placeholders that do not match them."""
+        if pixel_values is not None:
+            if pixel_values.dim() != 4 or not pixel_values.is_floating_point():
+                raise ValueError(
+                    "pixel_values must be a float tensor of shape (num_images, channels, height, width), got "
+                    f"{pixel_values.dtype} of shape {tuple(pixel_values.shape)}"
+                )
+            non_finite = (~torch.isfinite(pixel_values)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+            if non_finite:
+                raise ValueError(f"pixel_values of images {non_finite} hold NaN or Inf; expected finite")
         num_placeholders = int((input_ids == self.config.image_token_id).sum())
         num_images = 0 if pixel_values is None else pixel_values.shape[0]
         expected = num_images * self.config.image_seq_length
@@ -286,7 +287,6 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         pixel_values: torch.FloatTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values=None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -307,7 +307,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if input_ids is not None:
-            self._check_placeholders(input_ids, pixel_values)
+            self._check_inputs(input_ids, pixel_values)
         image_features = None
         if inputs_embeds is None:
             image_mask = input_ids == self.config.image_token_id
@@ -321,21 +321,13 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             labels=labels,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
             return_dict=True,
             **kwargs,
         )
-        return EmoVerseCausalLMOutputWithPast(
-            loss=outputs.loss,
-            logits=outputs.logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            image_hidden_states=image_features,
-        )
+        return EmoVerseCausalLMOutputWithPast(**outputs, image_hidden_states=image_features)
 
     def _merged_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """`state_dict` under the plain model's names, each LoRA delta folded into its base weight and the

@@ -1,8 +1,8 @@
 """Processor for EmoVerse: an image processor, the LLM's tokenizer and a chat template with the paper's
-system prompt.
+system prompt; it also owns the answer sets of the closed EMT tasks and builds their generation constraint.
 
-Hub remote code: imports only transformers, torch and the standard library. Videos are decoded with
-`transformers.video_utils.load_video` (PyAV backend).
+Hub remote code: imports only transformers, torch, the standard library and its sibling modules (media loading
+in `media_emoverse`, EMT record checks in `records_emoverse`, the answer constraint in `answer_constraints`).
 """
 
 from __future__ import annotations
@@ -10,16 +10,40 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from transformers import AutoImageProcessor, AutoTokenizer, BatchFeature, ProcessorMixin
-from transformers.image_utils import PILImageResampling, is_pil_image, load_image
-from transformers.video_utils import load_video
+
+try:
+    from .answer_constraints import AnswerSetLogitsProcessor
+    from .media_emoverse import (
+        ImageInput,
+        VideoDecodingError,
+        load_checked_image,
+        load_video_frames,
+        portable_image_processor,
+    )
+    from .records_emoverse import check_record, query_and_media
+except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
+    from answer_constraints import AnswerSetLogitsProcessor
+    from media_emoverse import (
+        ImageInput,
+        VideoDecodingError,
+        load_checked_image,
+        load_video_frames,
+        portable_image_processor,
+    )
+    from records_emoverse import check_record, query_and_media
 
 DEFAULT_SYSTEM_PROMPT = "You are an sentiment and emotion analysis expert."
-VIDEO_TAG = "<video>"
 IGNORE_INDEX = -100
+
+CLOSED_TASK_ANSWERS: dict[str, tuple[str, ...]] = {
+    "msa": ("Positive.", "Negative."),
+    "er": ("Anger.", "Sadness.", "Surprise.", "Disgust.", "Joy.", "Neutral.", "Fear."),
+}
+"""The answers of EmoVerse's closed-set EMT tasks as its records spell them (the MELD emotions in the ER
+query's order; joy is `Joy.`, never MOSEI's `Happy.`). The EMT builders (`m2se.emt.templates`) write these."""
 
 # ChatML, used when the tokenizer brings no chat template of its own.
 DEFAULT_CHAT_TEMPLATE = (
@@ -28,35 +52,6 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-TIMM_RESAMPLING = {"bicubic": PILImageResampling.BICUBIC, "bilinear": PILImageResampling.BILINEAR}
-
-ImageInput = Any  # a path, a PIL image, or an (H, W, C) / (C, H, W) array or tensor
-
-
-class VideoDecodingError(ValueError):
-    """A video file that cannot be read, has no decodable frame, or lacks the requested frames."""
-
-
-def portable_image_processor(image_processor):
-    """A saveable transformers image processor equivalent to a timm one (whose `save_pretrained` is disabled).
-
-    Resizes the whole image to the encoder's input size (no centre crop, so faces near the border are kept)
-    and normalises with the encoder's mean/std. Other image processors are returned unchanged.
-    """
-    data_config = getattr(image_processor, "data_config", None)
-    if data_config is None:
-        return image_processor
-    from transformers import SiglipImageProcessor  # a plain resize + rescale + normalise + RGB conversion
-
-    _, height, width = data_config["input_size"]
-    return SiglipImageProcessor(
-        size={"height": height, "width": width},
-        resample=TIMM_RESAMPLING.get(data_config.get("interpolation"), PILImageResampling.BICUBIC),
-        image_mean=list(data_config["mean"]),
-        image_std=list(data_config["std"]),
-        do_convert_rgb=True,
-    )
 
 
 class EmoVerseProcessor(ProcessorMixin):
@@ -139,77 +134,40 @@ class EmoVerseProcessor(ProcessorMixin):
             **kwargs,
         )
 
-    @staticmethod
-    def load_image(image: ImageInput):
-        """A path or PIL image as an RGB PIL image (grayscale, RGBA and palette images are converted)."""
-        if isinstance(image, (str, os.PathLike)):
-            path = os.fspath(image)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"image file not found: {path}")
-            try:
-                return load_image(path)
-            except Exception as error:  # PIL raises several unrelated types for unreadable files
-                raise ValueError(f"cannot read image file {path}: {error}") from error
-        if is_pil_image(image):
-            return load_image(image)
-        return image
-
     def load_video_frames(
         self,
         path: str | os.PathLike,
         num_frames: int | None = None,
         frame_indices: Sequence[int] | None = None,
     ) -> list:
-        """Decode a video with PyAV and return frames as (H, W, 3) uint8 arrays.
+        """[`media_emoverse.load_video_frames`] with `num_frames` defaulting to `self.num_video_frames`."""
+        return load_video_frames(path, num_frames or self.num_video_frames, frame_indices)
 
-        Args:
-            path: the video file.
-            num_frames: frames sampled uniformly over the clip (default `self.num_video_frames`; fewer when
-                the clip is shorter).
-            frame_indices: 0-based frames to take instead, in the given order, e.g. the OpenFace peak
-                frame: `m2se.facial.peak_frame` returns OpenFace's 1-based `frame`, so pass `[frame - 1]`.
-        """
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"video file not found: {path}")
-        num_frames = num_frames or self.num_video_frames
-        requested: list[int] = []
-
-        def sample_indices(metadata, **_) -> list[int]:
-            total = metadata.total_num_frames
-            if total <= 0:
-                raise VideoDecodingError(f"video {path} has no decodable frame")
-            if frame_indices is None:
-                count = min(num_frames, total)
-                requested.extend(int((i + 0.5) * total / count) for i in range(count))
-            else:
-                out_of_range = [index for index in frame_indices if not 0 <= index < total]
-                if out_of_range:
-                    raise VideoDecodingError(
-                        f"frame indices {out_of_range} are outside the {total} frames of {path} (0-based)"
-                    )
-                requested.extend(frame_indices)
-            return sorted(set(requested))
-
-        try:
-            frames, _ = load_video(path, backend="pyav", sample_indices_fn=sample_indices)
-        except VideoDecodingError:
-            raise
-        except Exception as error:  # PyAV and numpy raise their own types for unreadable or empty streams
-            # EOF before any frame, or numpy.stack over zero decoded frames
-            if isinstance(error, EOFError) or "at least one array" in str(error):
-                raise VideoDecodingError(f"video {path} has no decodable frame") from error
-            raise VideoDecodingError(
-                f"cannot decode video file {path} ({type(error).__name__}: {error}); expected a readable "
-                "video file with a video stream"
-            ) from error
-        unique = sorted(set(requested))
-        if len(frames) != len(unique):
-            raise VideoDecodingError(
-                f"decoded {len(frames)} of the requested frames {unique} of video {path}"
+    def answer_logits_processor(self, task: str) -> AnswerSetLogitsProcessor:
+        """The answer set of a closed EMT task ("msa" or "er") as a `LogitsProcessor`: `model.generate(
+        **inputs, logits_processor=LogitsProcessorList([processor.answer_logits_processor(task)]))` only
+        produces one of `CLOSED_TASK_ANSWERS[task]` followed by the end of the assistant turn; its `decode`
+        maps the generated tokens (after the prompt) back to the answers."""
+        if task not in CLOSED_TASK_ANSWERS:
+            raise ValueError(
+                f"task {task!r} has no closed answer set; the closed tasks are {sorted(CLOSED_TASK_ANSWERS)} "
+                "(the other EMT tasks answer in free text)"
             )
-        by_index = dict(zip(unique, frames, strict=True))
-        return [by_index[index] for index in requested]
+        end_of_turn = self._end_of_turn_id()
+        answers = CLOSED_TASK_ANSWERS[task]
+        token_ids = [self.tokenizer(answer, add_special_tokens=False)["input_ids"] for answer in answers]
+        return AnswerSetLogitsProcessor([[*ids, end_of_turn] for ids in token_ids], list(answers))
+
+    def _end_of_turn_id(self) -> int:
+        """The token that ends an assistant answer: the chat template's end of turn when it is one special
+        token (ChatML's `<|im_end|>`), else EOS."""
+        messages = [{"role": "user", "content": "?"}]
+        prompt = self._render(messages, add_generation_prompt=True)
+        full = self._render([*messages, {"role": "assistant", "content": "."}], add_generation_prompt=False)
+        after = self.tokenizer(full[len(prompt) + 1 :], add_special_tokens=False)["input_ids"]
+        if after and after[0] in self.tokenizer.all_special_ids:
+            return after[0]
+        return self.tokenizer.eos_token_id
 
     def _expand(self, text: str) -> str:
         return text.replace(self.image_token, self.image_token * self.image_seq_length)
@@ -227,8 +185,17 @@ class EmoVerseProcessor(ProcessorMixin):
     def _pixel_values(self, images: list) -> torch.Tensor | None:
         if not images:
             return None
-        loaded = [self.load_image(image) for image in images]
-        return self.image_processor(loaded, return_tensors="pt")["pixel_values"]
+        loaded = [load_checked_image(image, index) for index, image in enumerate(images)]
+        # channels last: the images are (H, W, 3); a 1 x 1 or 3 x 3 image would otherwise be ambiguous
+        pixel_values = self.image_processor(loaded, return_tensors="pt", input_data_format="channels_last")[
+            "pixel_values"
+        ]
+        non_finite = (~torch.isfinite(pixel_values)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+        if non_finite:  # e.g. float64 pixels beyond float32's range
+            raise ValueError(
+                f"images {non_finite} give NaN or Inf pixel_values; expected finite pixel values"
+            )
+        return pixel_values
 
     def _pad(
         self,
@@ -276,7 +243,9 @@ class EmoVerseProcessor(ProcessorMixin):
             `BatchFeature` with `input_ids` and `attention_mask` of shape `(batch_size, sequence_length)` and
             `pixel_values` of shape `(num_images, 3, height, width)` when there are images.
         """
-        texts = [text] if isinstance(text, str) else list(text)
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
+            raise TypeError(f"text must be a string or a non-empty list of strings, got {text!r:.200}")
         if images is None:
             flat_images = []
         elif isinstance(images, (list, tuple)):
@@ -301,52 +270,6 @@ class EmoVerseProcessor(ProcessorMixin):
         if pixel_values is not None:
             batch["pixel_values"] = pixel_values
         return batch
-
-    def _record_query_and_media(self, record: dict, index: int) -> tuple[str, list]:
-        """The record's query with one `<image>` per image / video frame, and those images / frames."""
-        if "query" not in record:
-            raise ValueError(
-                f"EMT record {index} has no 'query' (expected keys query, response, images|videos); "
-                f"got keys {sorted(record)}"
-            )
-        query = record["query"]
-        images = list(record.get("images") or [])
-        videos = list(record.get("videos") or [])
-        if images and videos:
-            raise ValueError(f"EMT record {index} has both 'images' and 'videos'; expected one of them")
-        if images:
-            count = query.count(self.image_token)
-            if count == 0:
-                query = f"{self.image_token}\n" * len(images) + query
-            elif count != len(images):
-                raise ValueError(
-                    f"EMT record {index} has {len(images)} image(s) but its query holds {count} "
-                    f"{self.image_token!r} placeholder(s)"
-                )
-            return query, images
-        frame_indices = record.get("video_frame_indices") or [None] * len(videos)
-        if len(frame_indices) != len(videos):
-            raise ValueError(
-                f"EMT record {index} has {len(videos)} video(s) but {len(frame_indices)} "
-                "video_frame_indices entries"
-            )
-        frames, blocks = [], []
-        for path, indices in zip(videos, frame_indices, strict=True):
-            clip = self.load_video_frames(path, frame_indices=indices)
-            frames.extend(clip)
-            blocks.append(self.image_token * len(clip) + "\n")
-        count = query.count(VIDEO_TAG)
-        if count == 0:
-            query = "".join(blocks) + query
-        elif count == len(videos):
-            for block in blocks:
-                query = query.replace(VIDEO_TAG, block.rstrip("\n"), 1)
-        else:
-            raise ValueError(
-                f"EMT record {index} has {len(videos)} video(s) but its query holds {count} "
-                f"{VIDEO_TAG!r} tags"
-            )
-        return query, frames
 
     def _render(self, messages: list[dict], add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
@@ -381,13 +304,18 @@ class EmoVerseProcessor(ProcessorMixin):
         """
         if isinstance(records, dict):
             raise TypeError("process_emt_records expects a list of EMT records, got a single dict")
+        if not records:
+            raise ValueError("process_emt_records got no EMT record; expected at least one")
+        for index, record in enumerate(records):
+            check_record(record, index, training)
         prompts, media = [], []
         for index, record in enumerate(records):
-            if training and "response" not in record:
-                raise ValueError(
-                    f"EMT record {index} has no 'response', which training needs; got keys {sorted(record)}"
-                )
-            query, record_media = self._record_query_and_media(record, index)
+            query, record_media = query_and_media(
+                record,
+                index,
+                self.image_token,
+                lambda path, indices: self.load_video_frames(path, frame_indices=indices),
+            )
             prompts.append((record, self._expand(query)))
             media.extend(record_media)
         input_ids, labels = [], []
@@ -421,4 +349,10 @@ class EmoVerseProcessor(ProcessorMixin):
 
 EmoVerseProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "EmoVerseProcessor", "VideoDecodingError", "portable_image_processor"]
+__all__ = [
+    "CLOSED_TASK_ANSWERS",
+    "DEFAULT_SYSTEM_PROMPT",
+    "EmoVerseProcessor",
+    "VideoDecodingError",
+    "portable_image_processor",
+]

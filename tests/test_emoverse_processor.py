@@ -106,3 +106,80 @@ def test_emt_record_without_query(emoverse_processor):
         )
     with pytest.raises(ValueError, match="has no 'response'"):
         emoverse_processor.process_emt_records([{"query": "ok"}], training=True)
+
+
+def test_empty_wrongly_shaped_and_non_finite_images_are_refused(emoverse_processor):
+    import numpy as np
+    from PIL import Image
+
+    def call(*images):
+        return emoverse_processor(text=["<image>" * len(images)], images=list(images))
+
+    with pytest.raises(ValueError, match=r"image 0 is 0x0 pixels; expected at least 1x1"):
+        call(Image.new("RGB", (0, 0)))
+    with pytest.raises(ValueError, match=r"image 1 is 0x4 pixels; expected at least 1x1"):
+        call(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 0, 3), np.uint8))
+    with pytest.raises(
+        ValueError,
+        match=r"image 0: expected an \(H, W\), \(H, W, C\) or \(C, H, W\) array with C in \(1, 3, 4\), "
+        r"got shape \(8, 8, 5\)",
+    ):
+        call(np.zeros((8, 8, 5), np.uint8))
+    nan_image = np.full((8, 8, 3), 0.5, np.float32)
+    nan_image[2, 3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"image 1 holds NaN or Inf pixel values; expected finite values"):
+        call(np.zeros((8, 8, 3), np.float32), nan_image)
+    with pytest.raises(TypeError, match=r"image 0: expected real-valued pixels, got dtype torch\.bool"):
+        call(np.ones((8, 8, 3), bool))
+    with pytest.raises(ValueError, match=r"images \[0\] give NaN or Inf pixel_values; expected finite pixel"):
+        call(np.full((8, 8, 3), 1e300))  # finite float64, beyond float32 after preprocessing
+    # accepted layouts: (H, W), (H, W, 1), (C, H, W), RGBA arrays and tensors
+    batch = call(np.zeros((5, 7)), np.zeros((5, 7, 1)), np.zeros((3, 5, 7)), torch.zeros(6, 6, 4))
+    assert batch["pixel_values"].shape == (4, 3, 32, 32)
+
+
+def test_model_refuses_non_finite_or_misshaped_pixel_values_before_compute(
+    emoverse_model, emoverse_processor
+):
+    from PIL import Image
+
+    batch = emoverse_processor(text=["<image> a", "<image> b"], images=[Image.new("RGB", (9, 9))] * 2)
+    calls = []
+    hook = emoverse_model.vision_tower.register_forward_pre_hook(lambda *args: calls.append(args))
+    bad = batch["pixel_values"].clone()
+    bad[1, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"pixel_values of images \[1\] hold NaN or Inf; expected finite"):
+        emoverse_model(**{**batch, "pixel_values": bad})
+    with pytest.raises(ValueError, match=r"pixel_values must be a float tensor of shape \(num_images, chan"):
+        emoverse_model(**{**batch, "pixel_values": batch["pixel_values"][:, 0]})
+    hook.remove()
+    assert calls == []  # refused before the vision tower ran
+
+
+def test_bad_emt_record_fields_are_refused_as_the_emt_loader_refuses_them(emoverse_processor, tmp_path):
+    from m2se.data.emt import validate_emt_record
+
+    image = solid_image_path(tmp_path, "a.png", (1, 2, 3))
+    for field, value in [("videos", 5), ("images", ["ok.png", ""]), ("images", {"path": image})]:
+        record = {"query": "q", "response": "r", field: value}
+        with pytest.raises(ValueError) as from_loader:
+            validate_emt_record(record, "EMT record 0")
+        with pytest.raises(ValueError) as from_processor:
+            emoverse_processor.process_emt_records([record])
+        assert str(from_processor.value) == str(from_loader.value)
+        assert f"EMT record 0: '{field}' must be a path or a list of paths" in str(from_processor.value)
+    # a single path given as a string is one path (as the loader reads it), never a list of characters
+    single = emoverse_processor.process_emt_records([{"query": "q", "response": "r", "images": image}])
+    assert single["pixel_values"].shape[0] == 1
+    with pytest.raises(FileNotFoundError, match=r"video file not found: a\.mp4$"):
+        emoverse_processor.process_emt_records([{"query": "q", "response": "r", "videos": "a.mp4"}])
+    with pytest.raises(ValueError, match=r"EMT record 1: 'query' must be a string, got int 5"):
+        emoverse_processor.process_emt_records(
+            [{"query": "q", "response": "r"}, {"query": 5, "response": "r"}]
+        )
+    with pytest.raises(ValueError, match=r"EMT record 0: 'response' must be a string, got NoneType None"):
+        emoverse_processor.process_emt_records([{"query": "q", "response": None}])
+    with pytest.raises(ValueError, match=r"process_emt_records got no EMT record; expected at least one"):
+        emoverse_processor.process_emt_records([])
+    with pytest.raises(TypeError, match=r"EMT record 0: expected a dict, got str 'q'"):
+        emoverse_processor.process_emt_records(["q"])

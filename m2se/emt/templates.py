@@ -1,13 +1,16 @@
 """The exact EMT (emotion multitask) query/response templates of M2SE (arXiv 2412.08049).
 
 The queries (and the task names) live in the remote code `templates_emoverse.py`, which the EmoVerse pipeline
-ships with a checkpoint; this module re-exports them next to the responses.
+ships with a checkpoint; this module re-exports them next to the responses. The answers of the closed tasks
+(MSA, ER) and the system prompt are the EmoVerse processor's (`processing_emoverse`), which constrains
+generation to them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from processing_emoverse import CLOSED_TASK_ANSWERS, DEFAULT_SYSTEM_PROMPT
 from templates_emoverse import (
     ECPE_FOOTER,
     ECPE_HEADER,
@@ -37,22 +40,32 @@ __all__ = [
     "msa_response",
 ]
 
-SYSTEM_PROMPT = "You are an sentiment and emotion analysis expert."
+SYSTEM_PROMPT = DEFAULT_SYSTEM_PROMPT
 
-ER_EMOTIONS = ("anger", "sadness", "surprise", "disgust", "joy", "neutral", "fear")
+ER_EMOTIONS = tuple(answer.removesuffix(".").lower() for answer in CLOSED_TASK_ANSWERS["er"])
+"""The ER emotions in the order of the ER query and the answer set: anger, sadness, ..., fear."""
+
+_CLOSED_ANSWERS = CLOSED_TASK_ANSWERS["msa"] + CLOSED_TASK_ANSWERS["er"]
 
 
 def label_answer(label: str) -> str:
-    """``joy`` -> ``Joy.``: the answer form of MSA and ER responses."""
-    return f"{label.strip().capitalize()}."
+    """``joy`` -> ``Joy.``: the answer form of MSA and ER responses; ValueError for a label outside the answer
+    sets (e.g. ``happy``: EmoVerse answers ``Joy.``)."""
+    answer = f"{label.strip().capitalize()}."
+    if answer not in _CLOSED_ANSWERS:
+        raise ValueError(
+            f"{answer!r} is not an answer of EmoVerse's closed tasks; expected one of {_CLOSED_ANSWERS}"
+        )
+    return answer
 
 
 def msa_response(score: float, non_negative_is_positive: bool = False) -> str | None:
     """``Positive.``/``Negative.`` for a score; None for 0 unless the N/N variant maps >= 0 to Positive."""
+    positive, negative = CLOSED_TASK_ANSWERS["msa"]
     if score > 0 or (non_negative_is_positive and score == 0):
-        return "Positive."
+        return positive
     if score < 0:
-        return "Negative."
+        return negative
     return None
 
 
