@@ -1,10 +1,8 @@
 """EmoVerse (M2SE, arXiv 2412.08049) as a transformers model: frozen vision encoder -> linear projector W_v
 -> causal LLM with PEFT LoRA, X = [W_v T_v ; T_t] with one block of visual tokens per image or video frame.
 
-Hub remote code: imports only transformers, torch, the standard library, its sibling modules and `peft`,
-whose public API (`LoraConfig`, `inject_adapter_in_model`, `get/set_peft_model_state_dict`) adds, saves and
-loads the LoRA layers and the projector (a module to save). transformers' own `add_adapter` is not used: its
-PEFT version gate rejects the newest peft release with some transformers releases.
+Hub remote code: imports only transformers, torch, the standard library and its sibling modules; the LoRA
+layers, the projector's training and the adapter files come from PEFT's public API (`peft_emoverse`).
 """
 
 from __future__ import annotations
@@ -12,11 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import safetensors.torch
 import torch
-from peft import LoraConfig, PeftConfig, inject_adapter_in_model
-from peft.functional import get_peft_model_state_dict, set_peft_model_state_dict
-from peft.utils.constants import SAFETENSORS_WEIGHTS_NAME as ADAPTER_WEIGHTS_NAME
+from peft import inject_adapter_in_model
 from torch import nn
 from transformers import (
     AutoModel,
@@ -27,19 +22,29 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.utils import cached_file
 
 try:
     from .configuration_emoverse import EmoVerseConfig
+    from .peft_emoverse import (
+        LORA_ADAPTER_NAME,
+        is_trained_parameter,
+        load_adapter_files,
+        lora_config,
+        merged_state_dict,
+        save_adapter_files,
+    )
     from .pipeline_emoverse import custom_pipelines
 except ImportError:  # imported as a top-level module from a checkout instead of as Hub remote code
     from configuration_emoverse import EmoVerseConfig
+    from peft_emoverse import (
+        LORA_ADAPTER_NAME,
+        is_trained_parameter,
+        load_adapter_files,
+        lora_config,
+        merged_state_dict,
+        save_adapter_files,
+    )
     from pipeline_emoverse import custom_pipelines
-
-LORA_ADAPTER_NAME = "default"
-PROJECTOR_NAME = "multi_modal_projector"
-# PEFT's adapter files name tensors from the root of a `PeftModel`, which holds the model as base_model.model
-PEFT_KEY_PREFIX = "base_model.model."
 
 
 @dataclass
@@ -63,24 +68,29 @@ def _vision_width(vision_tower: nn.Module) -> int:
     return vision_tower.config.hidden_size
 
 
-def lora_config(config: EmoVerseConfig) -> LoraConfig:
-    """The model's PEFT config: LoRA on the LLM's `lora_target_modules` (never the frozen vision tower) and
-    the projector W_v trained in full as a module to save."""
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules,
-        exclude_modules=r"vision_tower\..*",
-        modules_to_save=[PROJECTOR_NAME],
-        bias="none",
-    )
-
-
-def is_trained_parameter(name: str) -> bool:
-    """True for the LoRA weights and the projector's trained copy (PEFT keeps the initial projector beside
-    it as `original_module`)."""
-    return "lora_" in name or (name.startswith(f"{PROJECTOR_NAME}.") and ".original_module." not in name)
+def check_inputs(
+    config: EmoVerseConfig, input_ids: torch.LongTensor, pixel_values: torch.FloatTensor | None
+) -> None:
+    """ValueError before any compute: malformed `pixel_values`, or placeholders that do not match them."""
+    if pixel_values is not None:
+        if pixel_values.dim() != 4 or not pixel_values.is_floating_point():
+            raise ValueError(
+                "pixel_values must be a float tensor of shape (num_images, channels, height, width), got "
+                f"{pixel_values.dtype} of shape {tuple(pixel_values.shape)}"
+            )
+        non_finite = (~torch.isfinite(pixel_values)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+        if non_finite:
+            raise ValueError(f"pixel_values of images {non_finite} hold NaN or Inf; expected finite")
+    num_placeholders = int((input_ids == config.image_token_id).sum())
+    num_images = 0 if pixel_values is None else pixel_values.shape[0]
+    expected = num_images * config.image_seq_length
+    if num_placeholders != expected:
+        raise ValueError(
+            f"the batch has {num_images} image(s) x {config.image_seq_length} visual tokens = "
+            f"{expected} "
+            f"placeholders expected, but input_ids hold {num_placeholders} image tokens "
+            f"(id {config.image_token_id}); build inputs with EmoVerseProcessor"
+        )
 
 
 class EmoVersePreTrainedModel(PreTrainedModel):
@@ -95,11 +105,11 @@ class EmoVersePreTrainedModel(PreTrainedModel):
 class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin):
     """Frozen `vision_tower`, trainable `multi_modal_projector` (W_v), `language_model` with LoRA adapters.
 
-    The LoRA layers and the projector come from PEFT ([`lora_config`]). `model.save_pretrained(d)` writes the
-    trained parts as PEFT adapter files (`adapter_config.json`, `adapter_model.safetensors`) next to a config
-    naming the base encoder and LLM; `model.save_pretrained(d, save_full_model=True)` writes every weight
-    with LoRA merged in. `from_pretrained` restores either and re-freezes the vision tower and the LLM's base
-    weights.
+    The LoRA layers and the projector come from PEFT ([`peft_emoverse.lora_config`]).
+    `model.save_pretrained(d)` writes the trained parts as PEFT adapter files (`adapter_config.json`,
+    `adapter_model.safetensors`) next to a config naming the base encoder and LLM;
+    `model.save_pretrained(d, save_full_model=True)` writes every weight with LoRA merged in.
+    `from_pretrained` restores either and re-freezes the vision tower and the LLM's base weights.
     """
 
     def __init__(
@@ -259,28 +269,6 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             )
         return self.multi_modal_projector(features.to(self.multi_modal_projector.weight.dtype))
 
-    def _check_inputs(self, input_ids: torch.LongTensor, pixel_values: torch.FloatTensor | None) -> None:
-        """ValueError before any compute: malformed `pixel_values`, or placeholders that do not match them."""
-        if pixel_values is not None:
-            if pixel_values.dim() != 4 or not pixel_values.is_floating_point():
-                raise ValueError(
-                    "pixel_values must be a float tensor of shape (num_images, channels, height, width), got "
-                    f"{pixel_values.dtype} of shape {tuple(pixel_values.shape)}"
-                )
-            non_finite = (~torch.isfinite(pixel_values)).flatten(1).any(dim=1).nonzero().flatten().tolist()
-            if non_finite:
-                raise ValueError(f"pixel_values of images {non_finite} hold NaN or Inf; expected finite")
-        num_placeholders = int((input_ids == self.config.image_token_id).sum())
-        num_images = 0 if pixel_values is None else pixel_values.shape[0]
-        expected = num_images * self.config.image_seq_length
-        if num_placeholders != expected:
-            raise ValueError(
-                f"the batch has {num_images} image(s) x {self.config.image_seq_length} visual tokens = "
-                f"{expected} "
-                f"placeholders expected, but input_ids hold {num_placeholders} image tokens "
-                f"(id {self.config.image_token_id}); build inputs with EmoVerseProcessor"
-            )
-
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -307,7 +295,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if input_ids is not None:
-            self._check_inputs(input_ids, pixel_values)
+            check_inputs(self.config, input_ids, pixel_values)
         image_features = None
         if inputs_embeds is None:
             image_mask = input_ids == self.config.image_token_id
@@ -329,27 +317,6 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         )
         return EmoVerseCausalLMOutputWithPast(**outputs, image_hidden_states=image_features)
 
-    def _merged_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """`state_dict` under the plain model's names, each LoRA delta folded into its base weight and the
-        projector's trained copy in place of the original.
-
-        Equal to the state dict of PEFT's `merge_and_unload`, which is not called because it rewrites the live
-        model in place, and saving must leave the model being trained untouched. The deltas come from the
-        live LoRA layers (PEFT's `get_delta_weight`), so the full model must be in memory (not partitioned by
-        ZeRO-3).
-        """
-        trained_copy = f".modules_to_save.{LORA_ADAPTER_NAME}."
-        merged = {
-            name.replace(".base_layer.", ".").replace(trained_copy, "."): tensor
-            for name, tensor in state_dict.items()
-            if "lora_" not in name and ".original_module." not in name
-        }
-        for module_name, module in self.named_modules():
-            if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
-                key = f"{module_name}.weight"
-                merged[key] = merged[key] + module.get_delta_weight(LORA_ADAPTER_NAME).to(merged[key].dtype)
-        return merged
-
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,
@@ -369,7 +336,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         state_dict = self.state_dict() if state_dict is None else state_dict
         has_lora = self.config.checkpoint_contents == "trained"
         if save_full_model or not has_lora:
-            state_dict = self._merged_state_dict(state_dict) if has_lora else state_dict
+            state_dict = merged_state_dict(self, state_dict) if has_lora else state_dict
             contents = "merged"
         else:
             missing = [
@@ -383,7 +350,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
                     "unset (the part was built from a config); save with save_full_model=True or build with "
                     "from_parts(<name/path>)"
                 )
-            adapter_state_dict = get_peft_model_state_dict(self, state_dict=state_dict)
+            full_state_dict = state_dict
             state_dict = {name: tensor for name, tensor in state_dict.items() if is_trained_parameter(name)}
             contents = "trained"
         original_contents = self.config.checkpoint_contents
@@ -401,41 +368,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         finally:
             self.config.checkpoint_contents = original_contents
         if contents == "trained" and kwargs.get("is_main_process", True):
-            peft_config = self.peft_config[LORA_ADAPTER_NAME]
-            peft_config.base_model_name_or_path = self.config.text_model_name_or_path
-            peft_config.save_pretrained(save_directory)
-            safetensors.torch.save_file(
-                {PEFT_KEY_PREFIX + name: tensor.contiguous() for name, tensor in adapter_state_dict.items()},
-                os.path.join(save_directory, ADAPTER_WEIGHTS_NAME),
-                metadata={"format": "pt"},
-            )
-
-    def load_adapter_files(self, folder: str | os.PathLike, **hub_kwargs) -> None:
-        """Load the trained parts from PEFT adapter files written by `save_pretrained` (or by `peft` itself
-        for this model) into its LoRA layers and projector; ValueError naming the file on a mismatch."""
-        config_file = cached_file(folder, "adapter_config.json", **hub_kwargs)
-        peft_config = PeftConfig.from_pretrained(os.path.dirname(config_file))
-        expected_config = lora_config(self.config)
-        if (peft_config.r, peft_config.lora_alpha) != (expected_config.r, expected_config.lora_alpha):
-            raise ValueError(
-                f"{config_file} has LoRA r={peft_config.r}, alpha={peft_config.lora_alpha} but the model "
-                f"config says lora_r={expected_config.r}, lora_alpha={expected_config.lora_alpha}"
-            )
-        weights_file = cached_file(folder, ADAPTER_WEIGHTS_NAME, **hub_kwargs)
-        try:
-            saved = safetensors.torch.load_file(weights_file)
-        except Exception as error:  # safetensors raises its own types (or MemoryError) for damaged files
-            raise ValueError(
-                f"{weights_file} is not a readable safetensors file ({type(error).__name__}: {error})"
-            ) from error
-        saved = {name.removeprefix(PEFT_KEY_PREFIX): tensor for name, tensor in saved.items()}
-        expected = set(get_peft_model_state_dict(self))
-        if set(saved) != expected:
-            raise ValueError(
-                f"{weights_file} should hold exactly the projector and LoRA weights of this config; "
-                f"missing {sorted(expected - set(saved))[:5]}, unexpected {sorted(set(saved) - expected)[:5]}"
-            )
-        set_peft_model_state_dict(self, saved, adapter_name=LORA_ADAPTER_NAME)
+            save_adapter_files(self, save_directory, full_state_dict, self.config.text_model_name_or_path)
 
     @classmethod
     def from_pretrained(
@@ -461,7 +394,7 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
                 dtype=kwargs.get("dtype"),
                 trust_remote_code=kwargs.get("trust_remote_code", False),
             )
-            model.load_adapter_files(pretrained_model_name_or_path, **hub_kwargs)
+            load_adapter_files(model, pretrained_model_name_or_path, **hub_kwargs)
             model.eval()
         model.freeze_base_parts()
         return model
@@ -489,5 +422,4 @@ __all__ = [
     "EmoVerseCausalLMOutputWithPast",
     "EmoVerseForConditionalGeneration",
     "EmoVersePreTrainedModel",
-    "lora_config",
 ]

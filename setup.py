@@ -19,6 +19,7 @@ REMOTE_CODE_MODULES = [
     "templates_emoverse",
     "pipeline_emoverse",
     "media_emoverse",
+    "peft_emoverse",
     "records_emoverse",
 ]
 
