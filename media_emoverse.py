@@ -106,6 +106,17 @@ def load_checked_image(image: ImageInput, index: int = 0):
     return _rgb_array(image, index)
 
 
+def pixel_values(image_processor, images: list[ImageInput]) -> torch.Tensor:
+    """`(num_images, 3, height, width)` pixel values of checked images (see `load_checked_image`)."""
+    loaded = [load_checked_image(image, index) for index, image in enumerate(images)]
+    # channels last: the images are (H, W, 3); a 1 x 1 or 3 x 3 image would otherwise be ambiguous
+    values = image_processor(loaded, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+    non_finite = (~torch.isfinite(values)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+    if non_finite:  # e.g. float64 pixels beyond float32's range
+        raise ValueError(f"images {non_finite} give NaN or Inf pixel_values; expected finite pixel values")
+    return values
+
+
 def load_video_frames(
     path: str | os.PathLike, num_frames: int, frame_indices: Sequence[int] | None = None
 ) -> list:
@@ -157,4 +168,10 @@ def load_video_frames(
     return [by_index[index] for index in requested]
 
 
-__all__ = ["VideoDecodingError", "load_checked_image", "load_video_frames", "portable_image_processor"]
+__all__ = [
+    "VideoDecodingError",
+    "load_checked_image",
+    "load_video_frames",
+    "pixel_values",
+    "portable_image_processor",
+]

@@ -1,8 +1,9 @@
 """Processor for EmoVerse: an image processor, the LLM's tokenizer and a chat template with the paper's
 system prompt; it also owns the answer sets of the closed EMT tasks and builds their generation constraint.
 
-Hub remote code: imports only transformers, torch, the standard library and its sibling modules (media loading
-in `media_emoverse`, EMT record checks in `records_emoverse`, the answer constraint in `answer_constraints`).
+Hub remote code: imports only transformers, torch, the standard library and its sibling modules (images and
+videos in `media_emoverse`, EMT records and chat turns in `records_emoverse`, the answer constraint in
+`answer_constraints`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import copy
 import os
 from collections.abc import Sequence
 
-import torch
 from transformers import AutoImageProcessor, AutoTokenizer, BatchFeature, ProcessorMixin
 
 try:
@@ -19,24 +19,37 @@ try:
     from .media_emoverse import (
         ImageInput,
         VideoDecodingError,
-        load_checked_image,
         load_video_frames,
+        pixel_values,
         portable_image_processor,
     )
-    from .records_emoverse import check_record, query_and_media
+    from .records_emoverse import (
+        DEFAULT_CHAT_TEMPLATE,
+        IGNORE_INDEX,
+        check_record,
+        conversation_ids,
+        end_of_turn_id,
+        query_and_media,
+    )
 except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
     from answer_constraints import AnswerSetLogitsProcessor
     from media_emoverse import (
         ImageInput,
         VideoDecodingError,
-        load_checked_image,
         load_video_frames,
+        pixel_values,
         portable_image_processor,
     )
-    from records_emoverse import check_record, query_and_media
+    from records_emoverse import (
+        DEFAULT_CHAT_TEMPLATE,
+        IGNORE_INDEX,
+        check_record,
+        conversation_ids,
+        end_of_turn_id,
+        query_and_media,
+    )
 
 DEFAULT_SYSTEM_PROMPT = "You are an sentiment and emotion analysis expert."
-IGNORE_INDEX = -100
 
 CLOSED_TASK_ANSWERS: dict[str, tuple[str, ...]] = {
     "msa": ("Positive.", "Negative."),
@@ -44,14 +57,6 @@ CLOSED_TASK_ANSWERS: dict[str, tuple[str, ...]] = {
 }
 """The answers of EmoVerse's closed-set EMT tasks as its records spell them (the MELD emotions in the ER
 query's order; joy is `Joy.`, never MOSEI's `Happy.`). The EMT builders (`m2se.emt.templates`) write these."""
-
-# ChatML, used when the tokenizer brings no chat template of its own.
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 
 class EmoVerseProcessor(ProcessorMixin):
@@ -153,21 +158,10 @@ class EmoVerseProcessor(ProcessorMixin):
                 f"task {task!r} has no closed answer set; the closed tasks are {sorted(CLOSED_TASK_ANSWERS)} "
                 "(the other EMT tasks answer in free text)"
             )
-        end_of_turn = self._end_of_turn_id()
+        end_of_turn = end_of_turn_id(self.tokenizer, self.chat_template)
         answers = CLOSED_TASK_ANSWERS[task]
         token_ids = [self.tokenizer(answer, add_special_tokens=False)["input_ids"] for answer in answers]
         return AnswerSetLogitsProcessor([[*ids, end_of_turn] for ids in token_ids], list(answers))
-
-    def _end_of_turn_id(self) -> int:
-        """The token that ends an assistant answer: the chat template's end of turn when it is one special
-        token (ChatML's `<|im_end|>`), else EOS."""
-        messages = [{"role": "user", "content": "?"}]
-        prompt = self._render(messages, add_generation_prompt=True)
-        full = self._render([*messages, {"role": "assistant", "content": "."}], add_generation_prompt=False)
-        after = self.tokenizer(full[len(prompt) + 1 :], add_special_tokens=False)["input_ids"]
-        if after and after[0] in self.tokenizer.all_special_ids:
-            return after[0]
-        return self.tokenizer.eos_token_id
 
     def _expand(self, text: str) -> str:
         return text.replace(self.image_token, self.image_token * self.image_seq_length)
@@ -182,46 +176,23 @@ class EmoVerseProcessor(ProcessorMixin):
                     f"{self.image_seq_length} tokens each, more than the maximum length {limit}"
                 )
 
-    def _pixel_values(self, images: list) -> torch.Tensor | None:
-        if not images:
-            return None
-        loaded = [load_checked_image(image, index) for index, image in enumerate(images)]
-        # channels last: the images are (H, W, 3); a 1 x 1 or 3 x 3 image would otherwise be ambiguous
-        pixel_values = self.image_processor(loaded, return_tensors="pt", input_data_format="channels_last")[
-            "pixel_values"
-        ]
-        non_finite = (~torch.isfinite(pixel_values)).flatten(1).any(dim=1).nonzero().flatten().tolist()
-        if non_finite:  # e.g. float64 pixels beyond float32's range
-            raise ValueError(
-                f"images {non_finite} give NaN or Inf pixel_values; expected finite pixel values"
+    def _pad(self, rows: dict[str, list[list[int]]], padding_side: str, return_tensors: str | None):
+        """`input_ids` (padded with the pad token, else EOS), `attention_mask` and `labels` (padded with
+        IGNORE_INDEX) of the longest row's length, as a `BatchFeature`."""
+        longest = max(len(ids) for ids in rows["input_ids"])
+        pad_id = self.tokenizer.pad_token_id
+        fill = {"input_ids": self.tokenizer.eos_token_id if pad_id is None else pad_id, "attention_mask": 0}
+        rows = {**rows, "attention_mask": [[1] * len(ids) for ids in rows["input_ids"]]}
+        padded = {}
+        for key, values in rows.items():
+            fillers = [[fill.get(key, IGNORE_INDEX)] * (longest - len(row)) for row in values]
+            pairs = (
+                zip(fillers, values, strict=True)
+                if padding_side == "left"
+                else zip(values, fillers, strict=True)
             )
-        return pixel_values
-
-    def _pad(
-        self,
-        input_ids: list[list[int]],
-        labels: list[list[int]] | None,
-        padding_side: str,
-        return_tensors: str | None,
-    ) -> BatchFeature:
-        longest = max(len(ids) for ids in input_ids)
-        pad_id = (
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id
-        )
-
-        def pad(row: list[int], value: int) -> list[int]:
-            filler = [value] * (longest - len(row))
-            return filler + row if padding_side == "left" else row + filler
-
-        data = {
-            "input_ids": [pad(ids, pad_id) for ids in input_ids],
-            "attention_mask": [pad([1] * len(ids), 0) for ids in input_ids],
-        }
-        if labels is not None:
-            data["labels"] = [pad(row, IGNORE_INDEX) for row in labels]
-        return BatchFeature(data, tensor_type=return_tensors)
+            padded[key] = [first + second for first, second in pairs]
+        return BatchFeature(padded, tensor_type=return_tensors)
 
     def __call__(
         self,
@@ -246,14 +217,10 @@ class EmoVerseProcessor(ProcessorMixin):
         texts = [text] if isinstance(text, str) else text
         if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
             raise TypeError(f"text must be a string or a non-empty list of strings, got {text!r:.200}")
-        if images is None:
-            flat_images = []
-        elif isinstance(images, (list, tuple)):
-            flat_images = [
-                image for item in images for image in (item if isinstance(item, (list, tuple)) else [item])
-            ]
-        else:
-            flat_images = [images]
+        images = [] if images is None else images if isinstance(images, (list, tuple)) else [images]
+        flat_images = [
+            image for item in images for image in (item if isinstance(item, (list, tuple)) else [item])
+        ]
         num_placeholders = sum(sample.count(self.image_token) for sample in texts)
         if num_placeholders != len(flat_images):
             raise ValueError(
@@ -265,19 +232,10 @@ class EmoVerseProcessor(ProcessorMixin):
             for sample in texts
         ]
         self._check_length(input_ids, max_length)
-        batch = self._pad(input_ids, None, padding_side, return_tensors)
-        pixel_values = self._pixel_values(flat_images)
-        if pixel_values is not None:
-            batch["pixel_values"] = pixel_values
+        batch = self._pad({"input_ids": input_ids}, padding_side, return_tensors)
+        if flat_images:
+            batch["pixel_values"] = pixel_values(self.image_processor, flat_images)
         return batch
-
-    def _render(self, messages: list[dict], add_generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages,
-            chat_template=self.chat_template,
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-        )
 
     def process_emt_records(
         self,
@@ -299,8 +257,7 @@ class EmoVerseProcessor(ProcessorMixin):
 
         Returns:
             `BatchFeature` with `input_ids`, `attention_mask` (and `labels`) of shape `(batch_size,
-            sequence_length)`
-            and `pixel_values` of shape `(num_images, 3, height, width)`.
+            sequence_length)` and `pixel_values` of shape `(num_images, 3, height, width)`.
         """
         if isinstance(records, dict):
             raise TypeError("process_emt_records expects a list of EMT records, got a single dict")
@@ -308,42 +265,22 @@ class EmoVerseProcessor(ProcessorMixin):
             raise ValueError("process_emt_records got no EMT record; expected at least one")
         for index, record in enumerate(records):
             check_record(record, index, training)
-        prompts, media = [], []
+        input_ids, labels, media = [], [], []
         for index, record in enumerate(records):
-            query, record_media = query_and_media(
-                record,
-                index,
-                self.image_token,
-                lambda path, indices: self.load_video_frames(path, frame_indices=indices),
-            )
-            prompts.append((record, self._expand(query)))
+            query, record_media = query_and_media(record, index, self.image_token, self.load_video_frames)
             media.extend(record_media)
-        input_ids, labels = [], []
-        for record, query in prompts:
-            messages = [
-                {"role": "system", "content": record.get("system") or self.system_prompt},
-                {"role": "user", "content": query},
-            ]
-            prompt = self._render(messages, add_generation_prompt=True)
-            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            if not training:
-                input_ids.append(prompt_ids)
-                continue
-            full = self._render([*messages, {"role": "assistant", "content": record["response"]}], False)
-            if not full.startswith(prompt):
-                raise ValueError(
-                    "the chat template must render the prompt as a prefix of the full conversation"
-                )
-            response_ids = self.tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
-            input_ids.append(prompt_ids + response_ids)
-            labels.append([IGNORE_INDEX] * len(prompt_ids) + response_ids)
+            system = record.get("system") or self.system_prompt
+            response = record["response"] if training else None
+            ids, row_labels = conversation_ids(
+                self.tokenizer, self.chat_template, system, self._expand(query), response
+            )
+            input_ids.append(ids)
+            labels.append(row_labels)
         self._check_length(input_ids, max_length)
-        batch = self._pad(
-            input_ids, labels if training else None, "right" if training else "left", return_tensors
-        )
-        pixel_values = self._pixel_values(media)
-        if pixel_values is not None:
-            batch["pixel_values"] = pixel_values
+        rows = {"input_ids": input_ids, "labels": labels} if training else {"input_ids": input_ids}
+        batch = self._pad(rows, "right" if training else "left", return_tensors)
+        if media:
+            batch["pixel_values"] = pixel_values(self.image_processor, media)
         return batch
 
 
@@ -352,6 +289,7 @@ EmoVerseProcessor.register_for_auto_class("AutoProcessor")
 __all__ = [
     "CLOSED_TASK_ANSWERS",
     "DEFAULT_SYSTEM_PROMPT",
+    "IGNORE_INDEX",
     "EmoVerseProcessor",
     "VideoDecodingError",
     "portable_image_processor",

@@ -1,15 +1,25 @@
 """EMT (ms-swift) records for EmoVerse: a record's fields checked as the EMT loader (`m2se.data`) checks
-them, and its query given one `<image>` placeholder per image or video frame.
+them, its query given one `<image>` placeholder per image or video frame, and its chat turns (system prompt,
+query, response) rendered with the chat template into token ids and labels.
 
-Hub remote code: imports only the standard library.
+Hub remote code: imports only the standard library (the tokenizer is passed in).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 VIDEO_TAG = "<video>"
+IGNORE_INDEX = -100
+
+# ChatML, used when the tokenizer brings no chat template of its own.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 
 def _describe(value: Any) -> str:
@@ -53,7 +63,7 @@ def query_and_media(
     record: dict,
     index: int,
     image_token: str,
-    load_frames: Callable[[str, Sequence[int] | None], list],
+    load_frames: Callable[..., list],
 ) -> tuple[str, list]:
     """The record's query with one `image_token` per image / video frame, and those images / frames.
 
@@ -61,7 +71,8 @@ def query_and_media(
         record: a record accepted by `check_record`.
         index: its position in the batch (named in errors).
         image_token: the placeholder of one image.
-        load_frames: `(video path, 0-based frame indices or None) -> frames` (the processor's video decoder).
+        load_frames: `load_frames(video path, frame_indices=0-based indices or None) -> frames` (the
+            processor's `load_video_frames`).
     """
     query = record["query"]
     images = _media_paths(record, "images", index)
@@ -86,7 +97,7 @@ def query_and_media(
         )
     frames, blocks = [], []
     for path, indices in zip(videos, frame_indices, strict=True):
-        clip = load_frames(path, indices)
+        clip = load_frames(path, frame_indices=indices)
         frames.extend(clip)
         blocks.append(image_token * len(clip) + "\n")
     count = query.count(VIDEO_TAG)
@@ -102,4 +113,47 @@ def query_and_media(
     return query, frames
 
 
-__all__ = ["VIDEO_TAG", "check_record", "query_and_media"]
+def render_chat(tokenizer, chat_template: str, messages: list[dict], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(
+        messages, chat_template=chat_template, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+def conversation_ids(
+    tokenizer, chat_template: str, system: str, query: str, response: str | None
+) -> tuple[list[int], list[int] | None]:
+    """Token ids of the system and user turns followed by the assistant header, then (when `response` is
+    given) the response and its end of turn; and the labels: the response tokens, `IGNORE_INDEX` elsewhere
+    (None without a response)."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": query}]
+    prompt = render_chat(tokenizer, chat_template, messages, add_generation_prompt=True)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if response is None:
+        return prompt_ids, None
+    messages.append({"role": "assistant", "content": response})
+    full = render_chat(tokenizer, chat_template, messages, add_generation_prompt=False)
+    if not full.startswith(prompt):
+        raise ValueError("the chat template must render the prompt as a prefix of the full conversation")
+    response_ids = tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
+    return prompt_ids + response_ids, [IGNORE_INDEX] * len(prompt_ids) + response_ids
+
+
+def end_of_turn_id(tokenizer, chat_template: str) -> int:
+    """The token that ends an assistant answer: the chat template's end of turn when it is one special token
+    (ChatML's `<|im_end|>`), else EOS."""
+    messages = [{"role": "user", "content": "?"}]
+    prompt = render_chat(tokenizer, chat_template, messages, add_generation_prompt=True)
+    full = render_chat(tokenizer, chat_template, [*messages, {"role": "assistant", "content": "."}], False)
+    after = tokenizer(full[len(prompt) + 1 :], add_special_tokens=False)["input_ids"]
+    return after[0] if after and after[0] in tokenizer.all_special_ids else tokenizer.eos_token_id
+
+
+__all__ = [
+    "DEFAULT_CHAT_TEMPLATE",
+    "IGNORE_INDEX",
+    "VIDEO_TAG",
+    "check_record",
+    "conversation_ids",
+    "end_of_turn_id",
+    "query_and_media",
+]
