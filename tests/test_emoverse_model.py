@@ -244,6 +244,7 @@ def test_vision_feature_selection(emoverse_parts, tmp_path, model_args, selectio
 def test_peft_reads_the_trained_parts_checkpoint(emoverse_model, emoverse_processor, records, tmp_path):
     # The adapter files are PEFT's own format: peft's loaders rebuild the same model from a plain EmoVerse.
     from peft import LoraConfig, PeftConfig, PeftModel
+    from safetensors.torch import load_file
 
     from modeling_emoverse import EmoVerseForConditionalGeneration
 
@@ -268,6 +269,14 @@ def test_peft_reads_the_trained_parts_checkpoint(emoverse_model, emoverse_proces
         torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=0, atol=0)
         merged = peft_model.merge_and_unload()
         torch.testing.assert_close(merged(**batch).logits, expected, rtol=1e-4, atol=1e-4)
+    # save_full_model=True writes exactly the weights of PEFT's merge_and_unload
+    emoverse_model.save_pretrained(tmp_path / "merged", save_full_model=True)
+    saved = load_file(tmp_path / "merged" / "model.safetensors")
+    reference = merged.state_dict()
+    assert set(saved) <= set(reference) and not any("lora_" in name for name in saved)
+    assert set(reference) - set(saved) <= {"language_model.lm_head.weight"}  # tied to the input embeddings
+    for name, tensor in saved.items():
+        torch.testing.assert_close(tensor, reference[name], rtol=1e-6, atol=1e-6, msg=name)
 
 
 def test_trained_parts_checkpoint_with_damaged_adapter_files_names_the_file(emoverse_model, tmp_path):
