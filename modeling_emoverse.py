@@ -49,8 +49,8 @@ except ImportError:  # imported as a top-level module from a checkout instead of
 
 @dataclass
 class EmoVerseCausalLMOutputWithPast(CausalLMOutputWithPast):
-    """Output of [`EmoVerseForConditionalGeneration`]: the LLM's output (loss over the tokens whose label is
-    not -100, logits, key/value cache under the installed transformers' name) and
+    """Output of [`EmoVerseForConditionalGeneration`]: the LLM's output fields (loss over the tokens whose
+    label is not -100, logits, the key/value cache under the installed transformers' name...) plus
 
     Args:
         image_hidden_states (`torch.FloatTensor` of shape `(num_images, image_seq_length, text_hidden_size)`):
@@ -290,6 +290,8 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
             attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`).
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`): target ids, -100 where no
                 loss is taken (prompt, visual tokens, padding); shifted inside the LLM.
+            kwargs: passed to the LLM, among them its key/value cache under whichever name the installed
+                transformers uses (`past_key_values`, `cache` since 5.24).
         """
         kwargs.pop("return_dict", None)  # outputs are always a ModelOutput
         if (input_ids is None) == (inputs_embeds is None):

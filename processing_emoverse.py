@@ -259,8 +259,11 @@ class EmoVerseProcessor(ProcessorMixin):
             `BatchFeature` with `input_ids`, `attention_mask` (and `labels`) of shape `(batch_size,
             sequence_length)` and `pixel_values` of shape `(num_images, 3, height, width)`.
         """
-        if isinstance(records, dict):
-            raise TypeError("process_emt_records expects a list of EMT records, got a single dict")
+        if isinstance(records, (dict, str)):
+            raise TypeError(
+                f"process_emt_records expects a list of EMT records, got a single {type(records).__name__}"
+            )
+        records = list(records)
         if not records:
             raise ValueError("process_emt_records got no EMT record; expected at least one")
         for index, record in enumerate(records):

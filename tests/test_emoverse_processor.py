@@ -183,3 +183,7 @@ def test_bad_emt_record_fields_are_refused_as_the_emt_loader_refuses_them(emover
         emoverse_processor.process_emt_records([])
     with pytest.raises(TypeError, match=r"EMT record 0: expected a dict, got str 'q'"):
         emoverse_processor.process_emt_records(["q"])
+    with pytest.raises(TypeError, match=r"expects a list of EMT records, got a single dict"):
+        emoverse_processor.process_emt_records({"query": "q", "response": "r"})
+    generated = emoverse_processor.process_emt_records({"query": "q", "response": "r"} for _ in range(2))
+    assert generated["input_ids"].shape[0] == 2  # any iterable of records, read once
