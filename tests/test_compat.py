@@ -8,10 +8,12 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
-from transformers import AutoModel
+from transformers import AutoModel, AutoProcessor, LogitsProcessorList
 
 import train_m2se
+from m2se.emt.templates import msa_query
 
 pytestmark = pytest.mark.compat
 
@@ -52,6 +54,20 @@ def test_emoverse_trains_saves_in_peft_format_and_reloads(tmp_path):
     adapter = load_file(output_dir / "adapter_model.safetensors")
     trained = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert len(adapter) == len(trained) > 0
+
+    processor = AutoProcessor.from_pretrained(output_dir, trust_remote_code=True)
+    image = Image.new("RGB", (40, 30), (200, 30, 30))
+    image.save(tmp_path / "face.png")
+    records = [{"query": msa_query("I love it"), "images": [str(tmp_path / "face.png")]}] * 2
+    inputs = processor.process_emt_records(records, training=False)
+    constraint = processor.answer_logits_processor("msa")
+    tokens = model.generate(  # the key/value cache and the constraint under the installed transformers
+        **inputs,
+        logits_processor=LogitsProcessorList([constraint]),
+        max_new_tokens=constraint.max_answer_length + 1,
+        do_sample=False,
+    )
+    assert set(constraint.decode(tokens[:, inputs["input_ids"].shape[1] :])) <= {"Positive.", "Negative."}
 
     merged_dir = tmp_path / "merged"
     model.save_pretrained(merged_dir, save_full_model=True)
