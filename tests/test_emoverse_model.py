@@ -280,9 +280,19 @@ def test_peft_reads_the_trained_parts_checkpoint(emoverse_model, emoverse_proces
 
 
 def test_trained_parts_checkpoint_with_damaged_adapter_files_names_the_file(emoverse_model, tmp_path):
+    import json
+
     from modeling_emoverse import EmoVerseForConditionalGeneration
 
     emoverse_model.save_pretrained(tmp_path)
+    adapter_config = tmp_path / "adapter_config.json"
+    settings = json.loads(adapter_config.read_text())
+    adapter_config.write_text(json.dumps({**settings, "r": 4}))
+    with pytest.raises(
+        ValueError, match=r"adapter_config\.json has LoRA r=4, alpha=32 but the model config says lora_r=8"
+    ):
+        EmoVerseForConditionalGeneration.from_pretrained(tmp_path)
+    adapter_config.write_text(json.dumps(settings))
     weights = tmp_path / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ValueError, match=f"{weights} is not a readable safetensors file"):
