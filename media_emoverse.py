@@ -77,7 +77,7 @@ def _rgb_array(image: ImageInput, index: int):
         raise ValueError(f"image {index} holds NaN or Inf pixel values; expected finite values")
     if pixels.shape[-1] == 1:
         pixels = pixels.expand(-1, -1, 3)
-    return pixels[..., :3].contiguous().numpy()
+    return pixels[..., :3].contiguous().cpu().numpy()
 
 
 def load_checked_image(image: ImageInput, index: int = 0):
