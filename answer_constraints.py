@@ -7,7 +7,7 @@ Hub remote code shared by the MSE-Adapter and EmoVerse processors: imports only 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -30,16 +30,23 @@ class AnswerSetLogitsProcessor(LogitsProcessor):
     Only generated tokens are read, so left padding does not matter. The first call of a `generate` run sees
     the prompt alone and remembers it (`input_ids` holds the prompt and the generated tokens when `generate`
     is fed `input_ids`, the generated tokens alone when it is fed `inputs_embeds`); a call whose `input_ids`
-    do not extend the remembered prompt starts a new run. One instance therefore serves one `generate` call at
-    a time.
+    are not the previous call's plus one token after the remembered prompt starts a new run. One instance
+    therefore serves one `generate` call at a time, and any number one after another.
 
     Args:
         answer_token_ids (`Sequence[Sequence[int]]`): per answer its token ids, terminator included.
         answers (`Sequence`): what each answer stands for (a label name, a value, the answer text), in the
             same order; `decode` returns these.
+        answers_are_values (`bool`, defaults to `False`): the answers are the values of a regression grammar
+            (not classes): a prediction is the decoded value, never a probability per answer.
     """
 
-    def __init__(self, answer_token_ids: Sequence[Sequence[int]], answers: Sequence[Any]):
+    def __init__(
+        self,
+        answer_token_ids: Sequence[Sequence[int]],
+        answers: Sequence[Any],
+        answers_are_values: bool = False,
+    ):
         answer_token_ids = [[int(token) for token in ids] for ids in answer_token_ids]
         if len(answer_token_ids) != len(answers) or not answer_token_ids:
             raise ValueError(
@@ -53,8 +60,10 @@ class AnswerSetLogitsProcessor(LogitsProcessor):
             )
         self.answer_token_ids = answer_token_ids
         self.answers = list(answers)
+        self.answers_are_values = answers_are_values
         self._build_tables()
         self._prompt: torch.Tensor | None = None
+        self._last_length = 0  # length of the input_ids of the previous call
 
     def _build_tables(self) -> None:
         """Prefix tree -> `_tokens` (T,), `_transitions` (states, T + 1), `_allowed` (states, T),
@@ -112,11 +121,14 @@ class AnswerSetLogitsProcessor(LogitsProcessor):
         continues = (
             prompt is not None
             and input_ids.shape[0] == prompt.shape[0]
-            and input_ids.shape[1] > prompt.shape[1]
+            # One token per step: an empty remembered prompt (an `inputs_embeds` run) is not extended by the
+            # whole prompt of the next run.
+            and input_ids.shape[1] == self._last_length + 1
             and torch.equal(input_ids[:, : prompt.shape[1]], prompt)
         )
         if not continues:
             self._prompt = input_ids
+        self._last_length = input_ids.shape[1]
         return input_ids[:, self._prompt.shape[1] :]
 
     def answer_states(self, generated: torch.LongTensor) -> torch.LongTensor:
@@ -166,3 +178,52 @@ class AnswerSetLogitsProcessor(LogitsProcessor):
     def max_answer_length(self) -> int:
         """Tokens of the longest answer, terminator excluded: enough new tokens to identify any answer."""
         return max(len(ids) - 1 for ids in self.answer_token_ids)
+
+
+def answer_log_scores(
+    model: Callable[..., Any], prompt_inputs: dict[str, torch.Tensor], answer_token_ids: list[list[int]]
+) -> torch.Tensor:
+    """`(batch, answers)` log-scores of each admissible answer after the prompt: their softmax over the set is
+    the probability of each answer.
+
+    When every answer is one token before its terminator this is one forward pass: the last position's
+    log-probabilities of those tokens. Otherwise it is each answer's teacher-forced log-likelihood, terminator
+    included: the cached prompt is continued by every answer at once.
+
+    Args:
+        model: a causal LM called as `model(**prompt_inputs, use_cache=..., logits_to_keep=1)` and then with
+            `input_ids`, `attention_mask` and `past_key_values` (it derives position ids from the mask).
+        prompt_inputs: the prompt's inputs (left-padded), with `attention_mask` `(batch, seq_len)`.
+        answer_token_ids: per answer its token ids, terminator included.
+    """
+    single_token = all(len(ids) == 2 for ids in answer_token_ids)
+    outputs = model(**prompt_inputs, use_cache=not single_token, logits_to_keep=1)
+    first_log_probs = outputs.logits[:, -1].float().log_softmax(dim=-1)  # (batch, vocab)
+    batch_size, num_answers = first_log_probs.shape[0], len(answer_token_ids)
+    longest = max(len(ids) for ids in answer_token_ids)
+    targets = torch.full((num_answers, longest), -1, dtype=torch.long, device=first_log_probs.device)
+    for index, ids in enumerate(answer_token_ids):
+        targets[index, : len(ids)] = torch.tensor(ids)
+    first = first_log_probs[:, targets[:, 0]]  # (batch, answers)
+    if single_token:
+        return first
+    # Every (sample, answer) pair continues the cached prompt with the answer's tokens (right-padded: the
+    # padding comes after the scored positions, so causal attention never sees it).
+    past_key_values = outputs.past_key_values
+    past_key_values.batch_repeat_interleave(num_answers)
+    attention_mask = prompt_inputs["attention_mask"]
+    continuation = targets[:, :-1].clamp(min=0).repeat(batch_size, 1)  # (batch * answers, longest - 1)
+    mask = torch.cat(
+        [
+            attention_mask.repeat_interleave(num_answers, dim=0),
+            attention_mask.new_ones(batch_size * num_answers, longest - 1),
+        ],
+        dim=-1,
+    )
+    logits = model(
+        input_ids=continuation, attention_mask=mask, past_key_values=past_key_values, use_cache=False
+    ).logits.float()
+    next_targets = targets[:, 1:].repeat(batch_size, 1)  # (batch * answers, longest - 1)
+    log_probs = logits.log_softmax(dim=-1).gather(-1, next_targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    rest = log_probs.masked_fill(next_targets < 0, 0.0).sum(dim=-1).view(batch_size, num_answers)
+    return first + rest

@@ -305,7 +305,6 @@ def save_reports(
     from m2se.reporting import plot_confusion_matrix, plot_training_curves, write_model_card
 
     output_dir = Path(trainer.args.output_dir)
-    model = trainer.model
     (output_dir / "eval_results.json").write_text(
         json.dumps({f"test_{k}": v for k, v in metrics.items()}, indent=2)
     )
@@ -314,8 +313,8 @@ def save_reports(
         [(stage.name, stage.start_step) for stage in plan.stages],
         output_dir / "training_curves.png",
     )
-    label_names = getattr(model.config, "label_names", None) if recipe.model.kind == "mse_adapter" else None
-    if label_names and model.config.task == "classification":
+    label_names = tester.processor.label_names if recipe.model.kind == "mse_adapter" else None
+    if label_names:
         predictions, references = tester.last_predictions[recipe.tasks[0]]
         plot_confusion_matrix(predictions, references, label_names, output_dir / "confusion_matrix.png")
     stages = "; ".join(

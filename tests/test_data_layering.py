@@ -79,5 +79,5 @@ def test_ignore_index_and_the_emt_task_list_have_one_home():
 
 def test_the_two_task_lists_have_distinct_names():
     # MSE-Adapter's task types (regression / classification) and M2SE's EMT tasks are different facts.
-    configuration = PACKAGE.parent / "configuration_mse_adapter.py"
-    assert {"TASK_TYPES"} <= _assigned_names(configuration) and "TASKS" not in _assigned_names(configuration)
+    tasks = PACKAGE.parent / "tasks_mse_adapter.py"
+    assert {"TASK_TYPES"} <= _assigned_names(tasks) and "TASKS" not in _assigned_names(tasks)

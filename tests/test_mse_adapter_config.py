@@ -7,16 +7,13 @@ import re
 
 import pytest
 import torch
+from conftest import build_tiny_tokenizer
 from transformers import AutoConfig
 
-from configuration_mse_adapter import (
-    PAPER_PRESETS,
-    MSEAdapterConfig,
-    default_task_prompt,
-    format_regression_label,
-    regression_answers,
-)
+from configuration_mse_adapter import MSEAdapterConfig
 from modeling_mse_adapter import MSEAdapterModel
+from processing_mse_adapter import MSEAdapterProcessor
+from tasks_mse_adapter import PAPER_PRESETS, default_task_prompt, format_regression_label, regression_answers
 
 # PAPER_FACTS.md: trainable parameters of the released code, (backbone, width) x dataset.
 RELEASED_PARAMETER_COUNTS = {
@@ -38,6 +35,12 @@ PAPER_PROMPTS = {
 }
 
 
+def preset_processor(dataset, backbone="llama2"):
+    tokenizer = build_tiny_tokenizer()
+    tokenizer.model_max_length = 1024  # the byte-level tiny tokenizer spells the Chinese prompts byte by byte
+    return MSEAdapterProcessor.from_paper_preset(tokenizer, dataset, backbone)
+
+
 @pytest.mark.parametrize(
     ("backbone", "width", "dataset", "expected"),
     [
@@ -55,12 +58,19 @@ def test_plugin_reproduces_released_parameter_counts(backbone, width, dataset, e
 
 @pytest.mark.parametrize("dataset", sorted(PAPER_PROMPTS))
 def test_presets_give_the_paper_prompts(dataset):
+    processor = preset_processor(dataset)
+    assert processor.task_prompt == PAPER_PROMPTS[dataset]
+    assert processor.task_prompt == default_task_prompt(
+        processor.task, processor.language, processor.label_names, processor.value_range
+    )
+    # One preset, two owners: the processor takes the task and shared sizes, the config the architecture.
     config = MSEAdapterConfig.from_paper_preset(
         dataset, text_config={"model_type": "llama", "hidden_size": 64}
     )
-    assert config.task_prompt == PAPER_PROMPTS[dataset]
-    assert config.task_prompt == default_task_prompt(
-        config.task, config.language, config.label_names, config.value_range
+    for name in ("num_pseudo_tokens", "audio_feature_dim", "video_feature_dim"):
+        assert getattr(processor, name) == getattr(config, name) == PAPER_PRESETS[dataset].get(name, 4)
+    assert not {"task", "label_names", "value_range", "task_prompt", "language", "metric_set"} & set(
+        config.to_dict()
     )
 
 
@@ -68,6 +78,14 @@ def test_presets_cover_the_four_datasets_and_meld_on_qwen_uses_two_tokens():
     assert set(PAPER_PRESETS) == {"mosei", "sims-v2", "meld", "cherma"}
     config = MSEAdapterConfig.from_paper_preset("meld", backbone="qwen")
     assert (config.num_pseudo_tokens, config.audio_hidden_size, config.video_hidden_size) == (2, 32, 16)
+    assert preset_processor("meld", "qwen").num_pseudo_tokens == 2
+
+
+@pytest.mark.parametrize(
+    ("dataset", "metric_set"), [("mosei", "mosei"), ("sims-v2", "sims"), ("meld", "erc"), ("cherma", "erc")]
+)
+def test_presets_name_their_metric_set(dataset, metric_set):
+    assert preset_processor(dataset).metric_set == metric_set
 
 
 def test_released_label_format():
@@ -82,8 +100,14 @@ def test_released_label_format():
     ]
     answers = regression_answers((-1.0, 1.0))
     assert len(answers) == 21 and answers[0] == "-1.0" and answers[10] == "+0.0" and answers[-1] == "+1.0"
-    classification = MSEAdapterConfig(task="classification", label_names=["a", "b", "c"])
-    assert classification.answers == ["0", "1", "2"]
+    classification = MSEAdapterProcessor(
+        build_tiny_tokenizer(), task="classification", label_names=["a", "b", "c"]
+    )
+    assert classification.answer_logits_processor().answers == ["a", "b", "c"]
+    tokenizer = classification.tokenizer
+    assert classification.answer_logits_processor().answer_token_ids == [
+        [*tokenizer(index, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id] for index in "012"
+    ]
 
 
 def test_remote_code_backbone_config_survives_a_round_trip(tmp_path):
@@ -105,16 +129,9 @@ def test_known_backbone_config_becomes_its_class():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"task": "ranking"}, "task must be one of"),
-        ({"language": "fr"}, "language must be one of"),
         ({"msf_ratios": (8, 32)}, "msf_ratios must hold 3"),
         ({"msf_ratios": (8, 0, 16)}, "msf_ratios must hold 3"),
         ({"msf_ratios": (8, 128, 16)}, "at most the backbone width 64"),
-        ({"task": "classification"}, "needs label_names"),
-        ({"task": "classification", "label_names": ["a", "a"]}, "unique"),
-        ({"value_range": None}, "needs value_range"),
-        ({"value_range": (1.0, -1.0)}, "low < high"),
-        ({"value_range": (0.01, 0.05)}, "no value with one decimal"),
         ({"num_pseudo_tokens": 0}, "num_pseudo_tokens must be a positive integer"),
         ({"text_config": {"hidden_size": 64}}, "needs a 'model_type' key"),
     ],
@@ -123,6 +140,32 @@ def test_invalid_config_values_raise_clear_errors(fields, message):
     fields = {"text_config": {"model_type": "llama", "hidden_size": 64}, **fields}
     with pytest.raises(ValueError, match=message):
         MSEAdapterConfig(**fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"task": "ranking"}, "task must be one of"),
+        ({"language": "fr"}, "language must be one of"),
+        ({"task": "classification"}, "needs label_names"),
+        ({"task": "classification", "label_names": ["a", "a"]}, "unique"),
+        ({"value_range": None}, "needs value_range"),
+        ({"value_range": (1.0, -1.0)}, "low < high"),
+        ({"value_range": (0.01, 0.05)}, "no value with one decimal"),
+        ({"num_pseudo_tokens": 0}, "num_pseudo_tokens must be a positive integer"),
+        (
+            {"metric_set": "erc"},
+            r"^metric_set of a regression task must be one of \('mosei', 'sims'\), got 'erc'$",
+        ),
+        (
+            {"task": "classification", "label_names": ["a"], "metric_set": "sims"},
+            r"^metric_set of a classification task must be one of \('erc',\), got 'sims'$",
+        ),
+    ],
+)
+def test_invalid_task_values_raise_clear_errors_in_the_processor(fields, message):
+    with pytest.raises(ValueError, match=message):
+        MSEAdapterProcessor(build_tiny_tokenizer(), **fields)
 
 
 def test_plugin_output_shape_and_missing_modality_contributes_nothing():
@@ -173,6 +216,23 @@ def test_plugin_output_shape_and_missing_modality_contributes_nothing():
             {"msf_ratios": [8, 32.5, 16]},
             "msf_ratios must be a list of 3 positive integers, got \\[8, 32.5, 16\\] \\(list\\)",
         ),
+        ({"base_model_name_or_path": 1}, "base_model_name_or_path must be a string or None, got 1 \\(int\\)"),
+        (
+            {"pseudo_token_id": "x"},
+            "pseudo_token_id must be a non-negative integer or None, got 'x' \\(str\\)",
+        ),
+        ({"pseudo_token_id": -1}, "pseudo_token_id must be a non-negative integer or None, got -1 \\(int\\)"),
+    ],
+)
+def test_config_fields_of_the_wrong_type_raise_type_errors(fields, message):
+    fields = {"text_config": {"model_type": "llama", "hidden_size": 64}, **fields}
+    with pytest.raises(TypeError, match=message):
+        MSEAdapterConfig(**fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
         (
             {"value_range": "-3,3"},
             "value_range must be a list \\[low, high\\] of numbers, got '-3,3' \\(str\\)",
@@ -188,25 +248,24 @@ def test_plugin_output_shape_and_missing_modality_contributes_nothing():
         ({"task": "classification", "label_names": [0, 1]}, "label_names must be a list of strings"),
         ({"task": ["regression"]}, "task must be a string, got \\['regression'\\] \\(list\\)"),
         ({"task_prompt": 5}, "task_prompt must be a string or None, got 5 \\(int\\)"),
-        ({"base_model_name_or_path": 1}, "base_model_name_or_path must be a string or None, got 1 \\(int\\)"),
-        (
-            {"pseudo_token_id": "x"},
-            "pseudo_token_id must be a non-negative integer or None, got 'x' \\(str\\)",
-        ),
-        ({"pseudo_token_id": -1}, "pseudo_token_id must be a non-negative integer or None, got -1 \\(int\\)"),
-        ({"answer_token_ids": [1, 2]}, "answer_token_ids must be a list of non-empty lists of token ids"),
-        ({"answer_token_ids": [[1], []]}, "answer_token_ids must be a list of non-empty lists of token ids"),
+        ({"metric_set": 1}, "metric_set must be a string or None, got 1 \\(int\\)"),
+        ({"num_pseudo_tokens": "four"}, "num_pseudo_tokens must be a positive integer, got 'four' \\(str\\)"),
     ],
 )
-def test_config_fields_of_the_wrong_type_raise_type_errors(fields, message):
-    fields = {"text_config": {"model_type": "llama", "hidden_size": 64}, **fields}
+def test_task_fields_of_the_wrong_type_raise_type_errors_in_the_processor(fields, message):
     with pytest.raises(TypeError, match=message):
-        MSEAdapterConfig(**fields)
+        MSEAdapterProcessor(build_tiny_tokenizer(), **fields)
 
 
-def test_answer_token_ids_need_one_sequence_per_answer():
-    with pytest.raises(ValueError, match="one token sequence per admissible answer \\(3\\), got 2"):
-        MSEAdapterConfig(task="classification", label_names=["a", "b", "c"], answer_token_ids=[[5], [6]])
+def test_the_config_holds_no_task_and_no_tokenizer_ids_but_the_placeholder(tmp_path):
+    # The task is the processor's alone; answer token ids come from the processor's constraint.
+    config = MSEAdapterConfig(text_config={"model_type": "llama", "hidden_size": 64}, pseudo_token_id=7)
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["pseudo_token_id"] == 7
+    assert not {"task", "label_names", "value_range", "task_prompt", "language", "answer_token_ids"} & set(
+        saved
+    )
 
 
 @pytest.mark.parametrize(

@@ -147,10 +147,10 @@ def test_generate_without_cache_keeps_the_pseudo_tokens(model, processor):
 
 def test_classification_predict_matches_greedy_decoding_over_the_label_set(model, processor):
     batch = make_batch(processor)
-    predictions = model.predict(**batch)
+    predictions = model.predict(**batch, answer_constraint=processor.answer_logits_processor())
     assert len(predictions) == 3 and set(predictions) <= set(LABELS)
     # Single-token class indices: the prediction is the argmax over the index tokens after the prompt.
-    index_tokens = [ids[0] for ids in model.config.answer_token_ids]
+    index_tokens = [ids[0] for ids in processor.answer_logits_processor().answer_token_ids]
     with torch.no_grad():
         scores = model(**batch).logits[:, -1, index_tokens]
     assert predictions == [LABELS[i] for i in scores.argmax(-1).tolist()]
@@ -160,7 +160,9 @@ def test_regression_predict_is_always_a_value_in_range(tiny_lm_factory, family):
     processor = make_processor(task="regression")
     torch.manual_seed(3)
     model = MSEAdapterForCausalLM.from_language_model(tiny_lm_factory(family), processor).eval()
-    predictions = model.predict(**make_batch(processor))
+    predictions = model.predict(
+        **make_batch(processor), answer_constraint=processor.answer_logits_processor()
+    )
     assert len(predictions) == 3
     for value in predictions:
         assert isinstance(value, float) and -1.0 <= value <= 1.0 and round(value, 1) == value
@@ -177,21 +179,26 @@ def test_multi_token_labels_use_the_trie(tiny_lm_factory):
         video_feature_dim=VIDEO_DIM,
     )
     model = MSEAdapterForCausalLM.from_language_model(tiny_lm_factory("llama"), processor).eval()
-    assert any(len(ids) > 2 for ids in model.config.answer_token_ids)
-    predictions = model.predict(**make_batch(processor))
+    assert any(len(ids) > 2 for ids in processor.answer_logits_processor().answer_token_ids)
+    predictions = model.predict(
+        **make_batch(processor), answer_constraint=processor.answer_logits_processor()
+    )
     assert all(prediction in labels for prediction in predictions)
 
 
 def test_predict_rejects_training_inputs(model, processor):
     with pytest.raises(ValueError, match="predict needs inputs built without labels"):
-        model.predict(**make_batch(processor, labels=[0, 1, 2]))
+        model.predict(
+            **make_batch(processor, labels=[0, 1, 2]), answer_constraint=processor.answer_logits_processor()
+        )
 
 
 def test_batch_of_one_and_all_modalities_missing(model, processor):
     single = processor(text=["only text"], audio=None, video=None, labels=[2])
     output = model(**single)
     assert torch.isfinite(output.loss)
-    assert model.predict(**processor(text=["only text"]))[0] in LABELS
+    constraint = processor.answer_logits_processor()
+    assert model.predict(**processor(text=["only text"]), answer_constraint=constraint)[0] in LABELS
 
 
 def drop_one_placeholder(input_ids):
@@ -248,7 +255,10 @@ def test_adapter_only_checkpoint_is_small_and_reloads_from_the_base_path(
     batch = make_batch(processor)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)
-    assert reloaded.predict(**batch) == model.predict(**batch)
+    constraint = processor.answer_logits_processor()
+    assert reloaded.predict(**batch, answer_constraint=constraint) == model.predict(
+        **batch, answer_constraint=constraint
+    )
 
 
 def test_two_adapters_share_one_backbone(tmp_path, tiny_lm_factory):
@@ -260,8 +270,12 @@ def test_two_adapters_share_one_backbone(tmp_path, tiny_lm_factory):
     reloaded = MSEAdapterForCausalLM.from_pretrained(tmp_path / "first", language_model=backbone)
     assert reloaded.language_model is second.language_model is backbone
     assert not any(p.requires_grad for p in backbone.parameters())
-    assert reloaded.predict(**make_batch(classification)) == first.predict(**make_batch(classification))
-    assert all(-1 <= v <= 1 for v in second.predict(**make_batch(regression)))
+    classes, values = classification.answer_logits_processor(), regression.answer_logits_processor()
+    batch = make_batch(classification)
+    assert reloaded.predict(**batch, answer_constraint=classes) == first.predict(
+        **batch, answer_constraint=classes
+    )
+    assert all(-1 <= v <= 1 for v in second.predict(**make_batch(regression), answer_constraint=values))
 
 
 def test_full_checkpoint_reloads_without_the_base_model_and_stays_frozen(
@@ -293,8 +307,17 @@ def test_config_and_processor_must_agree(tiny_lm_factory, processor):
     from configuration_mse_adapter import MSEAdapterConfig
 
     backbone = tiny_lm_factory("llama")
-    config = MSEAdapterConfig(text_config=backbone.config, task="regression", audio_feature_dim=AUDIO_DIM)
-    with pytest.raises(ValueError, match="config and processor disagree"):
+    config = MSEAdapterConfig(
+        text_config=backbone.config,
+        audio_feature_dim=AUDIO_DIM,
+        video_feature_dim=VIDEO_DIM,
+        num_pseudo_tokens=2,
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^config and processor disagree \(config value, processor value\): "
+        r"\{'num_pseudo_tokens': \(2, 4\)\}$",
+    ):
         MSEAdapterForCausalLM.from_language_model(backbone, processor, config=config)
 
 
@@ -331,7 +354,8 @@ def test_adapter_only_reload_in_bfloat16_follows_the_requested_dtype(tmp_path, t
     reloaded = MSEAdapterForCausalLM.from_pretrained(tmp_path / "adapter", dtype=torch.bfloat16)
     assert reloaded.adapter.dtype == reloaded.language_model.dtype == torch.bfloat16
     assert not any(p.requires_grad for p in reloaded.language_model.parameters())
-    assert set(reloaded.predict(**make_batch(processor))) <= set(LABELS)
+    constraint = processor.answer_logits_processor()
+    assert set(reloaded.predict(**make_batch(processor), answer_constraint=constraint)) <= set(LABELS)
 
 
 def test_keeping_only_the_last_logits_gives_the_same_loss(model, processor):

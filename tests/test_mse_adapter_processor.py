@@ -145,10 +145,16 @@ def test_save_and_reload_keeps_every_setting(tmp_path, tokenizer):
         "label_names",
         "task_prompt",
         "language",
+        "metric_set",
         "audio_feature_dim",
         "pseudo_token_id",
     ):
         assert getattr(reloaded, name) == getattr(processor, name), name
+    assert reloaded.metric_set == "erc"
+    assert (
+        reloaded.answer_logits_processor().answer_token_ids
+        == processor.answer_logits_processor().answer_token_ids
+    )
     texts, audio = ["x y"], [np.ones((3, 6))]
     for key, value in processor(text=texts, audio=audio, labels=[1]).items():
         torch.testing.assert_close(value, reloaded(text=texts, audio=audio, labels=[1])[key])

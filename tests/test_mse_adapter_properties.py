@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from configuration_mse_adapter import format_regression_label
 from modeling_mse_adapter import MSEAdapterForCausalLM
 from processing_mse_adapter import IGNORE_INDEX, MSEAdapterProcessor
+from tasks_mse_adapter import format_regression_label
 
 FAST = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 LABELS = ["negative", "neutral", "positive"]
@@ -242,7 +242,7 @@ def encode(processor, text: str) -> list[int]:
 def check_batch(processor, batch, utterances_, answers, audio, video) -> None:
     """Every output of the processor against the contract's prediction."""
     tokenizer = processor.tokenizer
-    longest_answer = max(len(ids) for ids in processor.adapter_config_fields()["answer_token_ids"])
+    longest_answer = max(len(ids) for ids in processor.answer_logits_processor().answer_token_ids)
     batch_size, seq_len = batch["input_ids"].shape
     assert batch_size == len(utterances_) and seq_len <= tokenizer.model_max_length
     for row, utterance in enumerate(utterances_):
@@ -497,7 +497,8 @@ def bad_forward_inputs(batch, pseudo_token_id):
             {"input_ids": ids.masked_fill(batch["attention_mask"] == 0, -5)},
             ValueError,
             rf"^input_ids must lie in \[0, \d+\] \(the backbone vocabulary\) apart from the <pseudo> id "
-            rf"{pseudo_token_id}, got ids from -5 to",
+            rf"{pseudo_token_id} \(config\.pseudo_token_id, which must be the processor's pseudo_token_id\), "
+            r"got ids from -5 to",
         ),
         ({"labels": labels.float()}, TypeError, "^labels must hold integer token ids or -100, got dtype"),
         (

@@ -67,7 +67,7 @@ def test_adapter_on_a_remote_code_backbone_round_trips(tmp_path, remote_backbone
     model = MSEAdapterForCausalLM.from_language_model(backbone, processor).eval()
     generator = np.random.default_rng(0)
     batch = processor(text=["I love this", "bad"], audio=[generator.normal(size=(4, 6)), None])
-    predictions = model.predict(**batch)
+    predictions = model.predict(**batch, answer_constraint=processor.answer_logits_processor())
     model.save_pretrained(tmp_path / "adapter")
 
     with pytest.raises(ValueError, match="is remote code that this config cannot rebuild"):
@@ -77,6 +77,6 @@ def test_adapter_on_a_remote_code_backbone_round_trips(tmp_path, remote_backbone
     )
     assert reloaded.config.text_config.backbone_model_type == "tiny_remote_llm"
     assert type(reloaded.language_model).__name__ == "TinyRemoteForCausalLM"
-    assert reloaded.predict(**batch) == predictions
+    assert reloaded.predict(**batch, answer_constraint=processor.answer_logits_processor()) == predictions
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)

@@ -16,6 +16,16 @@ from modeling_mse_adapter import MSEAdapterForCausalLM
 from processing_mse_adapter import MSEAdapterProcessor
 
 TEXTS = ["I love this movie", "this is terrible and boring", "ok"]
+REMOTE_CODE_MSE_ADAPTER = (
+    "configuration_mse_adapter",
+    "modeling_mse_adapter",
+    "processing_mse_adapter",
+    "tasks_mse_adapter",
+    "layers_mse_adapter",
+    "checkpoint_mse_adapter",
+    "validation_mse_adapter",
+    "answer_constraints",
+)
 
 LOAD_AND_PREDICT = textwrap.dedent(
     """
@@ -39,7 +49,7 @@ LOAD_AND_PREDICT = textwrap.dedent(
         results[name] = {
             "class": type(model).__name__,
             "module": type(model).__module__,
-            "predictions": model.predict(**batch),
+            "predictions": model.predict(**batch, answer_constraint=processor.answer_logits_processor()),
             "logits": logits.tolist(),
             "trainable": sorted({n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}),
         }
@@ -84,7 +94,8 @@ def test_fresh_process_loads_with_auto_classes_and_predicts_identically(
     model.save_pretrained(folder, save_full_model=save_full_model)
     processor.save_pretrained(folder)
     saved = {path.name for path in folder.iterdir()}
-    assert {"configuration_mse_adapter.py", "modeling_mse_adapter.py", "processing_mse_adapter.py"} <= saved
+    # Every remote-code module the model and processor import, found by save_pretrained itself.
+    assert {f"{name}.py" for name in REMOTE_CODE_MSE_ADAPTER} <= saved
     config = json.loads((folder / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM"}
 
@@ -98,7 +109,7 @@ def test_fresh_process_loads_with_auto_classes_and_predicts_identically(
     )
     with torch.no_grad():
         expected_logits = model(**batch).logits[:, -1]
-    expected_predictions = model.predict(**batch)
+    expected_predictions = model.predict(**batch, answer_constraint=processor.answer_logits_processor())
 
     results = run_fresh_process(folder, inputs_path, workdir)
     assert results["config_class"] == "MSEAdapterConfig"

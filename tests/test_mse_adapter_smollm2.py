@@ -58,7 +58,7 @@ def test_training_steps_lower_the_loss_and_leave_the_backbone_bit_identical(smol
         assert torch.equal(tensor, backbone_before[name]), name
 
     inputs = processor(text=TEXTS, audio=audio, video=video)
-    predictions = model.predict(**inputs)
+    predictions = model.predict(**inputs, answer_constraint=processor.answer_logits_processor())
     assert all(isinstance(v, float) and -3.0 <= v <= 3.0 for v in predictions)
 
     model.save_pretrained(tmp_path)
@@ -68,4 +68,4 @@ def test_training_steps_lower_the_loss_and_leave_the_backbone_bit_identical(smol
     assert weights_size < adapter_size + 100_000  # the 135M backbone is not in the folder
     reloaded = MSEAdapterForCausalLM.from_pretrained(tmp_path)
     assert not any(p.requires_grad for p in reloaded.language_model.parameters())
-    assert reloaded.predict(**inputs) == predictions
+    assert reloaded.predict(**inputs, answer_constraint=processor.answer_logits_processor()) == predictions

@@ -56,7 +56,8 @@ def test_output_folder_loads_with_auto_classes_in_a_fresh_process(tiny_run, tmp_
         "processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)\n"
         "batch = processor(text=['The train arrives.'], audio=[torch.ones(3, 16).numpy()],\n"
         "                  video=[torch.ones(2, 8).numpy()], return_tensors='pt')\n"
-        "print(type(model).__name__, model.predict(**batch)[0])\n"
+        "constraint = processor.answer_logits_processor()\n"
+        "print(type(model).__name__, model.predict(**batch, answer_constraint=constraint)[0])\n"
     )
     stdout = run_in_fresh_process(["-c", script, str(tiny_run)], tmp_path)
     name, value = stdout.split()[-2:]
@@ -262,5 +263,7 @@ def test_classification_run_writes_a_confusion_matrix(tmp_path):
     metrics = next(iter(results.values()))
     assert {"acc", "weighted_f1", "unparsable"} <= set(metrics) and metrics["unparsable"] == 0
     assert (output_dir / "confusion_matrix.png").stat().st_size > 1000
-    config = json.loads((output_dir / "config.json").read_text())
-    assert config["task"] == "classification" and len(config["label_names"]) == 7
+    # The task is the processor's (config.json holds only the architecture).
+    task = json.loads((output_dir / "processor_config.json").read_text())
+    assert task["task"] == "classification" and len(task["label_names"]) == 7 and task["metric_set"] == "erc"
+    assert "task" not in json.loads((output_dir / "config.json").read_text())

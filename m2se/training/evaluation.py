@@ -88,19 +88,21 @@ class Evaluator:
 
     def _evaluate_mse_adapter(self) -> dict[str, float]:
         collator = MSEAdapterCollator(self.processor, self.tasks, with_labels=False)
+        constraint = self.processor.answer_logits_processor()
         predictions = [
-            value for batch in self._batches(self.rows, collator) for value in self.model.predict(**batch)
+            value
+            for batch in self._batches(self.rows, collator)
+            for value in self.model.predict(**batch, answer_constraint=constraint)
         ]
         references = list(self.rows["label"])
         task = self.tasks[0]
-        if self.model.config.task == "classification":
-            names = self.model.config.label_names
+        if self.processor.task == "classification":
+            names = self.processor.label_names
             references = [names[index] for index in references]
             self.last_predictions[task] = (predictions, references)
             return erc_metrics(predictions, references, names)
         self.last_predictions[task] = (predictions, references)
-        low, high = self.model.config.value_range
-        metric = sims_regression_metrics if (low, high) == (-1.0, 1.0) else msa_regression_metrics
+        metric = sims_regression_metrics if self.processor.metric_set == "sims" else msa_regression_metrics
         return metric(predictions, references)
 
     def _generate(self, rows: datasets.Dataset) -> list[str]:

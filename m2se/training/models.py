@@ -9,6 +9,7 @@ any local folder / Hub id.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,17 @@ from transformers import (
 from m2se.backbones import default_cache_dir, smollm2_path
 from m2se.training.data import TaskData
 from m2se.training.recipes import Recipe
+from processing_mse_adapter import MSEAdapterProcessor
 
 TINY_LLAMA = "tiny-llama"
 TINY_VIT = "tiny-vit"
-# Fields of MSEAdapterConfig that the processor owns (the prompt layout); the rest configures the adapter.
-PROCESSOR_FIELDS = ("num_pseudo_tokens", "task_prompt", "language", "value_range")
+# Recipe keys of an mse_adapter ``model.config`` that go to the processor: its own arguments (the task's
+# text side, the pseudo-token count, the feature widths), less those the builder fills from the data.
+PROCESSOR_FIELDS = tuple(
+    name
+    for name in inspect.signature(MSEAdapterProcessor.__init__).parameters
+    if name not in ("self", "tokenizer", "task", "label_names", "kwargs")
+)
 
 
 def backbone_path(name: str) -> str:
@@ -133,9 +140,8 @@ def _tiny_vit_path() -> Path:
 
 def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, Any]:
     """Frozen backbone + fresh MSE-Adapter, and its processor, for the recipe's task and the data's feature
-    sizes."""
+    sizes: the processor takes its own arguments from ``model.config``, the model config the rest."""
     from modeling_mse_adapter import MSEAdapterForCausalLM
-    from processing_mse_adapter import MSEAdapterProcessor
 
     path = backbone_path(recipe.model.backbone)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -146,24 +152,10 @@ def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, 
     config.setdefault("video_feature_dim", len(first_row["video"][0]))
     processor_fields = {key: config.pop(key) for key in PROCESSOR_FIELDS if key in config}
     if recipe.tasks[0] == "msa":
-        processor = MSEAdapterProcessor(
-            tokenizer,
-            task="regression",
-            audio_feature_dim=config["audio_feature_dim"],
-            video_feature_dim=config["video_feature_dim"],
-            **processor_fields,
-        )
+        task = {"task": "regression"}
     else:
-        processor = MSEAdapterProcessor(
-            tokenizer,
-            task="classification",
-            label_names=data.label_names,
-            audio_feature_dim=config["audio_feature_dim"],
-            video_feature_dim=config["video_feature_dim"],
-            value_range=None,
-            **processor_fields,
-        )
-    config.pop("audio_feature_dim"), config.pop("video_feature_dim")
+        task = {"task": "classification", "label_names": data.label_names}
+    processor = MSEAdapterProcessor(tokenizer, **task, **processor_fields)
     model = MSEAdapterForCausalLM.from_language_model(language_model, processor, **config)
     return model, processor
 
