@@ -20,7 +20,6 @@ Sections: `--sections training,inference,memory,decoding` (default: all).
 
 from __future__ import annotations
 
-import inspect
 import json
 import platform
 import statistics
@@ -74,15 +73,18 @@ def build(args: BenchmarkArguments, task: str):
     path = args.backbone or str(smollm2_path())
     backbone = AutoModelForCausalLM.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
+    dataset = "meld" if task == "classification" else "mosei"
+    processor = MSEAdapterProcessor.from_paper_preset(tokenizer, dataset)
     config = MSEAdapterConfig.from_paper_preset(
-        "meld" if task == "classification" else "mosei",
-        text_config=backbone.config,
-        base_model_name_or_path=path,
+        dataset, text_config=backbone.config, base_model_name_or_path=path
     )
-    processor = MSEAdapterProcessor.from_adapter_config(tokenizer, config)
     torch.manual_seed(0)
     model = MSEAdapterForCausalLM.from_language_model(backbone, processor, config=config)
     return backbone, processor, model
+
+
+def predict(model: MSEAdapterForCausalLM, processor: MSEAdapterProcessor, batch, **kwargs):
+    return model.predict(**batch, answer_constraint=processor.answer_logits_processor(), **kwargs)
 
 
 def make_batch(processor: MSEAdapterProcessor, batch_size: int, with_labels: bool, seed: int = 0):
@@ -141,7 +143,7 @@ def generate_and_parse(
     model: MSEAdapterForCausalLM, processor: MSEAdapterProcessor, batch
 ) -> list[str | None]:
     """The released code's way: free generation, then parse the text (None when it is no class index)."""
-    max_new_tokens = max(len(ids) for ids in model.config.answer_token_ids)
+    max_new_tokens = max(len(ids) for ids in processor.answer_logits_processor().answer_token_ids)
     generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
     texts = processor.tokenizer.batch_decode(
         generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
@@ -190,10 +192,10 @@ def run_inference_benchmark(args: BenchmarkArguments) -> dict:
     ]
     samples = args.batch_size * len(batches)
     with torch.no_grad():
-        model.predict(**batches[0]), generate_and_parse(model, processor, batches[0])  # warm-up
+        predict(model, processor, batches[0]), generate_and_parse(model, processor, batches[0])  # warm-up
         predict_rates, generate_rates, unparsable = [], [], 0
         for _ in range(args.repeats):
-            predict_rates.append(samples / timed(lambda: [model.predict(**b) for b in batches])[1])
+            predict_rates.append(samples / timed(lambda: [predict(model, processor, b) for b in batches])[1])
             start = time.process_time()
             parsed = [label for b in batches for label in generate_and_parse(model, processor, b)]
             generate_rates.append(samples / (time.process_time() - start))
@@ -226,7 +228,7 @@ def run_workload(args: BenchmarkArguments) -> None:
         elif args.workload == "backbone_train":
             work = backbone_step(backbone, batch, processor.pseudo_token_id)
         elif args.workload == "predict":
-            work = torch.no_grad()(lambda: model.predict(**batch))
+            work = torch.no_grad()(lambda: predict(model, processor, batch))
         else:
             work = torch.no_grad()(lambda: generate_and_parse(model, processor, batch))
     loaded = peak_rss_mib()
@@ -266,23 +268,18 @@ def run_decoding_benchmark(args: BenchmarkArguments) -> dict:
     model.eval()
     batch = make_batch(processor, args.decode_batch_size, with_labels=False)
     forward = torch.no_grad()(lambda: model(**batch, logits_to_keep=1))
-    predict = lambda: model.predict(**batch)  # noqa: E731
-    has_scores = "return_scores" in inspect.signature(model.predict).parameters
-    scores = lambda: model.predict(**batch, return_scores=True)  # noqa: E731
-    forward(), predict(), has_scores and scores()  # warm-up
+    labels = lambda: predict(model, processor, batch)  # noqa: E731
+    scores = lambda: predict(model, processor, batch, return_scores=True)  # noqa: E731
+    forward(), labels(), scores()  # warm-up
     times: dict[str, list[tuple[float, float]]] = {"forward": [], "predict": [], "scores": []}
     for _ in range(args.repeats):
         times["forward"].append(timed(forward))
-        times["predict"].append(timed(predict))
-        if has_scores:
-            times["scores"].append(timed(scores))
+        times["predict"].append(timed(labels))
+        times["scores"].append(timed(scores))
     report: dict = {"samples": args.decode_batch_size, "sequence_length": batch["input_ids"].shape[1]}
     for clock, index in (("wall", 0), ("cpu", 1)):
         report[f"forward_{clock}_s"] = statistics.median(t[index] for t in times["forward"])
         for name in ("predict", "scores"):
-            if not times[name]:
-                report[f"{name}_over_forward_{clock}"] = "n/a (no return_scores)"
-                continue
             ratios = [t[index] / f[index] for t, f in zip(times[name], times["forward"], strict=True)]
             report[f"{name}_{clock}_s"] = statistics.median(t[index] for t in times[name])
             report[f"{name}_over_forward_{clock}"] = statistics.median(ratios)
@@ -300,7 +297,7 @@ def count_regression_steps(args: BenchmarkArguments) -> dict:
     hook = model.language_model.register_forward_pre_hook(
         lambda _, __, kwargs: tokens_per_call.append(kwargs["inputs_embeds"].shape[1]), with_kwargs=True
     )
-    values = model.predict(**batch)
+    values = predict(model, processor, batch)
     hook.remove()
     answer_lengths = {
         len(processor.tokenizer(answer, add_special_tokens=False)["input_ids"])
