@@ -118,3 +118,23 @@ def test_a_config_that_does_not_match_the_processor_fails_before_compute_naming_
         model(**batch)
     hook.remove()
     assert not calls
+
+
+@pytest.mark.parametrize(
+    ("metric_set", "expected_key", "absent_key"),
+    [("sims", "Mult_acc_3", "Has0_acc_2"), ("mosei", "Has0_acc_2", "Mult_acc_3")],
+)
+def test_evaluation_scores_with_the_processors_metric_set(
+    tiny_lm_factory, metric_set, expected_key, absent_key
+):
+    from m2se.data.synthetic import make_multimodal_dataset
+    from m2se.training.evaluation import Evaluator
+
+    # The same [-1, 1] regression task: only the metric set tells SIMS metrics from MOSEI ones.
+    processor = make_processor(task="regression", metric_set=metric_set)
+    model = MSEAdapterForCausalLM.from_language_model(tiny_lm_factory("llama"), processor).eval()
+    rows = make_multimodal_dataset(
+        6, "regression", audio_dim=AUDIO_DIM, video_dim=VIDEO_DIM, value_range=(-1, 1)
+    )
+    metrics = Evaluator(model, processor, rows, ["msa"], batch_size=4).evaluate()
+    assert expected_key in metrics and absent_key not in metrics
