@@ -55,6 +55,14 @@ def test_opensmile_width_and_determinism(backend, width):
     np.testing.assert_array_equal(first, second)
 
 
+def test_librosa_set_is_33_wide_at_22050_hz():
+    extractor = MSEAdapterAudioFeatureExtractor(backend="librosa")
+    frames = extractor(tone(220.0), sampling_rate=RATE)["audio_values"][0]
+    # One frame per 512 samples at 22,050 Hz (centred frames: one more).
+    assert extractor.sampling_rate == 22_050 and frames.shape == (22_050 // 512 + 1, 33)
+    np.testing.assert_array_equal(frames, extractor(tone(220.0), sampling_rate=RATE)["audio_values"][0])
+
+
 def test_resampling_and_stereo_mixdown_give_the_same_features():
     extractor = MSEAdapterAudioFeatureExtractor(backend="egemaps")
     at_rate = extractor(tone(220.0), sampling_rate=RATE)["audio_values"][0]
@@ -188,3 +196,63 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, extra, me
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and re.search(message, error)
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_encoder(tmp_path_factory) -> Path:
+    """A 2-layer CLIP vision tower (width 16) with its image processor, saved to a folder."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    config = CLIPVisionConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
+    CLIPVisionModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        folder
+    )
+    return folder
+
+
+def test_video_processor_width_frames_round_trip_and_faceless_frames(tmp_path, tiny_clip_encoder):
+    from feature_extraction_mse_adapter import MSEAdapterVideoProcessor
+
+    clip = write_media(tmp_path / "clip.mp4", audio=tone(220.0), video_frames=20)  # 2 s at 10 frames/s
+    processor = MSEAdapterVideoProcessor(encoder=str(tiny_clip_encoder), fps=2.0)
+    first = processor(str(clip))
+    second = processor(str(clip), return_tensors="pt")
+    assert processor.feature_size == 16 and first["video_values"][0].shape == (4, 16)
+    # Flat grey frames hold no face: every frame is kept whole and counted.
+    assert first["frames_without_face"] == [4] and second["frames_without_face"].tolist() == [4]
+    np.testing.assert_allclose(second["video_values"][0].numpy(), first["video_values"][0], rtol=1e-5)
+    processor.save_pretrained(tmp_path / "saved")
+    restored = MSEAdapterVideoProcessor.from_pretrained(tmp_path / "saved")
+    assert restored.to_dict() == processor.to_dict() and restored.fps == 2.0
+    voice = write_media(tmp_path / "voice.m4a", audio=tone(200.0))
+    assert processor(str(voice))["video_lengths"] == [0]
+    with pytest.raises(MediaError, match=r"clip.mp4: video lasts 2.\d s, longer than max_seconds=1"):
+        MSEAdapterVideoProcessor(encoder=str(tiny_clip_encoder), max_seconds=1).decode_frames(clip)
+
+
+def test_cli_with_a_video_encoder_reports_faceless_frames(tmp_path, tiny_clip_encoder):
+    manifest, out = _manifest(tmp_path), tmp_path / "features"
+    argv = ["extract", "--manifest", str(manifest), "--out", str(out), "--cache_dir", str(tmp_path / "cache")]
+    assert main([*argv, "--audio", "none", "--video", str(tiny_clip_encoder)]) == 0
+    train = datasets.load_from_disk(str(out))["train"]
+    assert train.features["video"].shape == (None, 16) and train.features["audio"].shape == (None, 1)
+    assert set(train["audio_length"]) == {0}
+    lengths = dict(zip(train["id"], train["video_length"], strict=True))
+    assert {Path(path).name: length for path, length in lengths.items()} == {
+        "a0.mp4": 1,
+        "a1.mp4": 1,
+        "voice.m4a": 0,
+        "silent.mp4": 1,
+    }
+    report = json.loads((out / "extraction_report.json").read_text())
+    assert [Path(path).name for path in report["without_video"]] == ["voice.m4a"]
+    assert report["counts"]["frames without a face"] == 5
