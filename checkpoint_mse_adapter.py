@@ -17,6 +17,11 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.modeling_utils import load_state_dict
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
 
+try:
+    from .pipeline_mse_adapter import custom_pipelines
+except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
+    from pipeline_mse_adapter import custom_pipelines
+
 _BACKBONE_KWARG_NAMES = ("dtype", "device_map", "attn_implementation")
 
 HUB_KWARG_NAMES = (
@@ -154,6 +159,9 @@ class MSEAdapterCheckpointMixin:
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map["AutoModel"] = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
         self.config.auto_map = auto_map
+        # `pipeline(model=folder, trust_remote_code=True)` finds the pipeline here; the import above makes
+        # save_pretrained copy its module.
+        self.config.custom_pipelines = custom_pipelines()
         super().save_pretrained(save_directory, **kwargs)
 
     @classmethod

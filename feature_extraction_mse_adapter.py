@@ -630,6 +630,11 @@ class MSEAdapterVideoProcessor(VideoProcessorMixin):
         return self.preprocess(videos, **kwargs)
 
 
+# Saved configs name their class in `auto_map` and the folder gets this module, so a checkpoint's extractors
+# load with `AutoFeatureExtractor` / `AutoVideoProcessor` and trust_remote_code (what `pipeline()` does).
+MSEAdapterAudioFeatureExtractor.register_for_auto_class()
+MSEAdapterVideoProcessor.register_for_auto_class()
+
 __all__ = [
     "AUDIO_BACKENDS",
     "MSEAdapterAudioFeatureExtractor",

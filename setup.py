@@ -23,6 +23,7 @@ REMOTE_CODE_MODULES = [
     "feature_extraction_mse_adapter",
     "templates_emoverse",
     "pipeline_emoverse",
+    "pipeline_mse_adapter",
     "media_emoverse",
     "peft_emoverse",
     "records_emoverse",
