@@ -1,10 +1,11 @@
 """Held-out evaluation the way the papers score their models, usable as the Trainer's ``compute_metrics``.
 
 * MSE-Adapter: the constrained ``model.predict`` (every answer is a valid value or class), then
-  ``msa_regression_metrics`` (value range [-3, 3]), ``sims_regression_metrics`` ([-1, 1]) or ``erc_metrics``.
-* EmoVerse: greedy ``generate`` per task, answers parsed with the ``m2se.metrics`` parsers; an unparsable
-answer
-  is scored as wrong and counted (``<task>_unparsable``). MSA -> ``binary_sentiment_metrics``, ER ->
+  the metric set the processor's task names (``processor.metric_set``): ``msa_regression_metrics`` ("mosei"),
+  ``sims_regression_metrics`` ("sims") or ``erc_metrics``.
+* EmoVerse: greedy ``generate`` per task, MSA and ER restricted to their answer sets by
+  ``processor.answer_logits_processor(task)``; answers parsed with the ``m2se.metrics`` parsers; an unparsable
+  answer is scored as wrong and counted (``<task>_unparsable``). MSA -> ``binary_sentiment_metrics``, ER ->
   ``erc_metrics``, ECPE -> ``ecpe_metrics``; FER and ERI are free text and get ``<task>_exact_match`` (answer
   equal to the reference after trimming and case folding).
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import datasets
 import torch
+from transformers import LogitsProcessorList
 
 from m2se.collators import EmoVerseCollator, MSEAdapterCollator
 from m2se.emt.templates import ER_EMOTIONS
@@ -31,6 +33,7 @@ from m2se.metrics import (
     parse_sentiment_answer,
     sims_regression_metrics,
 )
+from processing_emoverse import CLOSED_TASK_ANSWERS
 
 
 class Evaluator:
@@ -105,13 +108,18 @@ class Evaluator:
         metric = sims_regression_metrics if self.processor.metric_set == "sims" else msa_regression_metrics
         return metric(predictions, references)
 
-    def _generate(self, rows: datasets.Dataset) -> list[str]:
+    def _generate(self, rows: datasets.Dataset, task: str) -> list[str]:
+        """Greedy answers of ``rows`` (all of ``task``); a closed task (MSA, ER) generates only answers of
+        its set (``processor.answer_logits_processor``), the others free text."""
         collator = EmoVerseCollator(self.processor, self.tasks, with_labels=False)
         tokenizer = self.processor.tokenizer
+        # One constraint serves consecutive generate calls: it recognises each new prompt.
+        constraint = [self.processor.answer_logits_processor(task)] if task in CLOSED_TASK_ANSWERS else []
         answers = []
         for batch in self._batches(rows, collator):
             generated = self.model.generate(
                 **batch,
+                logits_processor=LogitsProcessorList(constraint),
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
@@ -126,7 +134,7 @@ class Evaluator:
             rows = self.rows.filter(lambda row, wanted=task: row["task"] == wanted)
             if len(rows) == 0:
                 continue
-            answers = self._generate(rows)
+            answers = self._generate(rows, task)
             references = list(rows["response"])
             self.last_predictions[task] = (answers, references)
             metrics.update(
