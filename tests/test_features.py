@@ -256,3 +256,16 @@ def test_cli_with_a_video_encoder_reports_faceless_frames(tmp_path, tiny_clip_en
     report = json.loads((out / "extraction_report.json").read_text())
     assert [Path(path).name for path in report["without_video"]] == ["voice.m4a"]
     assert report["counts"]["frames without a face"] == 5
+
+
+def test_cli_with_two_processes_writes_the_same_features(tmp_path):
+    manifest = _manifest(tmp_path)
+    outputs = []
+    for num_proc in (1, 2):
+        out = tmp_path / f"features{num_proc}"
+        argv = ["extract", "--manifest", str(manifest), "--out", str(out), "--num_proc", str(num_proc)]
+        assert main([*argv, "--cache_dir", str(tmp_path / f"cache{num_proc}")]) == 0
+        outputs.append(datasets.load_from_disk(str(out))["train"].with_format("numpy"))
+    assert list(outputs[0]["id"]) == list(outputs[1]["id"])
+    for first, second in zip(outputs[0]["audio"], outputs[1]["audio"], strict=True):
+        np.testing.assert_array_equal(first, second)
