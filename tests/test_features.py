@@ -179,6 +179,9 @@ def test_cli_extracts_reports_and_reuses_its_cache(tmp_path, capsys):
         ("columns", [], r"missing columns \['label', 'split'\]"),
         ("empty", [], r"no clips; expected at least one row"),
         ("ok", ["--audio", "wobble"], r"unknown audio backend 'wobble'"),
+        ("ok", ["--audio", "none", "--video", "wobble"], r"unknown video encoder 'wobble'"),
+        ("ok", ["--audio", "none", "--video", "none"], r"--audio none and --video none leave nothing"),
+        ("ok", ["--num_proc", "0"], r"--num_proc must be an integer >= 1, got 0"),
         ("foreign", [], r"already exists and is not an feature folder"),
     ],
 )
