@@ -2,7 +2,7 @@
 """Train MSE-Adapter or EmoVerse (M2SE curriculum) with the stock transformers Trainer.
 
     accelerate launch train_m2se.py                                  # recipes/demo.yaml, offline, CPU
-    friendly accelerate launch train_m2se.py --recipe tiny_emoverse_m2se --output_dir out/tiny
+    accelerate launch train_m2se.py --recipe tiny_emoverse_m2se --output_dir out/tiny
     torchrun --nproc_per_node 8 train_m2se.py --recipe emoverse_m2se --deepspeed configs/deepspeed/zero2.json
     python train_m2se.py --recipe mse_adapter_mosei --seeds 1111,2222,3333,4444,5555 --set model.backbone=...
 
@@ -12,6 +12,7 @@ key.path=value`` overrides any other recipe value. See the README section "Train
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import json
@@ -25,10 +26,11 @@ import torch
 from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
+from m2se.cli import BAD_INPUT_ERRORS, CommandLineParser
 from m2se.collators import EmoVerseCollator, MSEAdapterCollator
 from m2se.training.curriculum import CurriculumPlan, build_curriculum
 from m2se.training.data import TaskData, load_task_data
-from m2se.training.evaluation import Evaluator
+from m2se.training.evaluation import EvaluateBeforeTraining, Evaluator
 from m2se.training.loss import TaskAwareLoss
 from m2se.training.models import build_emoverse, build_mse_adapter
 from m2se.training.recipes import DEFAULT_RECIPE, Recipe, load_recipe, recipe_to_dict
@@ -86,15 +88,68 @@ def parse_arguments(argv: list[str]) -> tuple[M2SEArguments, TrainingArguments, 
     unknown = sorted(set(recipe.training) - training_fields)
     if unknown:
         raise ValueError(f"recipe {recipe.name!r}: training.{unknown[0]} is not a TrainingArguments field")
-    parser = HfArgumentParser((M2SEArguments, TrainingArguments))
-    parser.set_defaults(
-        output_dir=str(Path("outputs") / recipe.name),
-        report_to="none",
-        save_strategy="no",
-        **recipe.training,
-    )
+    parser = OneLineArgumentParser((M2SEArguments, TrainingArguments))
+    parser.set_defaults(output_dir=str(Path("outputs") / recipe.name), **recipe.training)
     script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    check_training_flags(recipe, training_args, given_flags(argv))
     return script_args, training_args, recipe
+
+
+class OneLineArgumentParser(HfArgumentParser, CommandLineParser):
+    """``HfArgumentParser`` whose usage errors are one line (``m2se.cli.CommandLineParser.error``)."""
+
+
+def given_flags(argv: list[str]) -> set[str]:
+    """The flags written on the command line (a value equal to the default still counts as given)."""
+    probe = HfArgumentParser((M2SEArguments, TrainingArguments))
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    namespace, _ = probe.parse_known_args(argv)
+    return set(vars(namespace))
+
+
+def check_training_flags(recipe: Recipe, args: TrainingArguments, flags: set[str]) -> None:
+    """Refuse, before any work, the TrainingArguments values the curriculum cannot honour, naming both sides.
+
+    ``flags`` are the flags given on the command line; the recipe's ``training`` values count as asked
+    for too.
+    """
+
+    def origin(name: str) -> str:
+        return f"--{name}" if name in flags else f"training.{name} (recipe {recipe.name})"
+
+    asked = flags | set(recipe.training)
+    if args.learning_rate < 0:
+        raise ValueError(f"{origin('learning_rate')}: expected a number >= 0, got {args.learning_rate}")
+    epochs = args.num_train_epochs
+    if epochs < 1 or epochs != int(epochs):
+        raise ValueError(
+            f"{origin('num_train_epochs')}: the curriculum runs whole epochs per stage; expected a whole "
+            f"number >= 1, got {epochs}"
+        )
+    pinned = [f"stages.{index}.epochs={stage.epochs}" for index, stage in enumerate(recipe.stages)]
+    if "num_train_epochs" in flags and all(stage.epochs is not None for stage in recipe.stages):
+        raise ValueError(
+            f"{origin('num_train_epochs')} {epochs:g} cannot take effect: every stage of recipe "
+            f"{recipe.name!r} pins its epochs ({', '.join(pinned)}); drop one of them (e.g. --set "
+            "stages.0.epochs=null)"
+        )
+    for name in ("save_strategy", "eval_strategy"):
+        if getattr(args, name) == "epoch":
+            raise ValueError(
+                f"{origin(name)} epoch: one Trainer epoch is the whole curriculum here (every stage and its "
+                f"epochs); use {name.split('_')[0]}_strategy steps with --{name.split('_')[0]}_steps N"
+            )
+    if "train_sampling_strategy" in asked and args.train_sampling_strategy != "sequential":
+        raise ValueError(
+            f"{origin('train_sampling_strategy')} {args.train_sampling_strategy}: the curriculum is laid out "
+            "in order and must be read with train_sampling_strategy sequential"
+        )
+    if recipe.evaluation.patience is not None and "save_strategy" in asked and args.save_strategy == "no":
+        raise ValueError(
+            f"{origin('save_strategy')} no conflicts with evaluation.patience {recipe.evaluation.patience}: "
+            "early stopping keeps the best checkpoint, so it needs checkpoints"
+        )
 
 
 def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overwrite: bool) -> None:
@@ -115,6 +170,14 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
                 f"is recipe {recipe.name!r}: resume with the same recipe and overrides"
             )
         return
+    if output_dir.is_dir() and not (output_dir / RUN_FILE).is_file():
+        foreign = sorted(path.name for path in output_dir.iterdir())
+        if foreign:
+            raise FileExistsError(
+                f"output folder {output_dir} holds files that train_m2se.py did not write "
+                f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); refusing to write over "
+                "them: choose a new or empty --output_dir"
+            )
     held = [name for name in RUN_MARKERS if (output_dir / name).exists()]
     held += [path.name for path in output_dir.glob("checkpoint-*")] if output_dir.is_dir() else []
     if held and not overwrite:
@@ -142,7 +205,14 @@ def build_run(
     else:
         model, processor = build_emoverse(recipe)
         collator = EmoVerseCollator(processor, recipe.tasks)
-    plan = build_curriculum(data.pools, recipe.stages, global_batch, args.seed)
+    plan = build_curriculum(
+        data.pools,
+        recipe.stages,
+        global_batch,
+        args.seed,
+        epochs=int(args.num_train_epochs),
+        max_steps=args.max_steps if args.max_steps > 0 else None,
+    )
     return model, processor, data, plan, collator
 
 
@@ -224,6 +294,11 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
     tester = Evaluator(
         model, processor, test_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens
     )
+    # The untrained model is scored inside train(), once the Trainer prepared it (ZeRO-3 partitions it).
+    untrained_eval = None
+    if not script_args.skip_untrained_eval and args.resume_from_checkpoint is None:
+        untrained_eval = EvaluateBeforeTraining(tester)
+        callbacks.append(untrained_eval)
     trainer = Trainer(
         model=model,
         args=args,
@@ -236,14 +311,12 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
         callbacks=callbacks,
     )
 
-    untrained = None
-    if not script_args.skip_untrained_eval and args.resume_from_checkpoint is None:
-        untrained = tester.evaluate()
     resume = args.resume_from_checkpoint
     if resume is not None:
         restore_callback_state(Path(resume), curriculum)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()  # trainer_state.json with the whole log history
+    untrained = untrained_eval.metrics if untrained_eval is not None else None
     trained = tester.evaluate()
     save_model(trainer, recipe, script_args.save_full_model)
     if trainer.is_world_process_zero():
@@ -390,5 +463,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The command line: bad input (a bad recipe, ``--set``, flag value or combination) prints one line on
+    stderr and exits 2; a bare ``--debug`` shows the traceback instead (``--debug <option>`` stays the
+    Trainer's own ``debug`` setting)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours = [
+        index
+        for index, token in enumerate(argv)
+        if token == "--debug" and (index + 1 == len(argv) or argv[index + 1].startswith("-"))
+    ]
+    remaining = [token for index, token in enumerate(argv) if index not in ours]
+    try:
+        main(remaining)
+    except BAD_INPUT_ERRORS as error:
+        if ours:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"train_m2se.py: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

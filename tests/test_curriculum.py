@@ -140,6 +140,33 @@ def test_build_curriculum_lays_out_stages_and_counts_samples():
     assert other_seed.dataset["id"] != plan.dataset["id"]
 
 
+def test_max_steps_cuts_the_curriculum_in_order_and_unpinned_stages_take_the_epochs():
+    pools = toy_pools({"msa": 40, "er": 40, "fer": 40})
+    stages = [
+        StageRecipe(name="one", rates={"msa": 0.5, "er": 0.1, "fer": 0.4}, budget=16),  # 2 steps per epoch
+        StageRecipe(name="two", rates={"msa": 0.1, "er": 0.9}, epochs=1, budget=16),
+    ]
+    full = build_curriculum(pools, stages, global_batch_size=8, seed=3, epochs=3)
+    layout = [(stage.epochs, stage.start_step, stage.end_step) for stage in full.stages]
+    assert layout == [(3, 0, 6), (1, 6, 8)]
+    assert not any(stage.truncated for stage in full.stages)
+
+    inside_stage_one = build_curriculum(pools, stages, global_batch_size=8, seed=3, epochs=3, max_steps=5)
+    one, two = inside_stage_one.stages
+    assert (one.start_step, one.end_step, one.planned_steps, one.truncated) == (0, 5, 6, True)
+    assert (two.start_step, two.end_step, two.planned_steps, two.truncated) == (5, 5, 2, True)
+    assert inside_stage_one.total_steps == 5 and len(inside_stage_one.dataset) == 5 * 8
+    # The cap only cuts: the steps that run are those of the uncapped run.
+    assert inside_stage_one.dataset["id"] == full.dataset.select(range(5 * 8))["id"]
+
+    inside_stage_two = build_curriculum(pools, stages, global_batch_size=8, seed=3, epochs=3, max_steps=7)
+    assert [(s.end_step, s.truncated) for s in inside_stage_two.stages] == [(6, False), (7, True)]
+    beyond = build_curriculum(pools, stages, global_batch_size=8, seed=3, epochs=3, max_steps=100)
+    assert beyond.total_steps == 8 and beyond.dataset["id"] == full.dataset["id"]
+    with pytest.raises(ValueError, match="max_steps must be >= 1 or None, got 0"):
+        build_curriculum(pools, stages, global_batch_size=8, seed=3, max_steps=0)
+
+
 def test_build_curriculum_rejects_a_stage_without_data():
     pools = toy_pools({"msa": 4})
     with pytest.raises(ValueError, match=r"samples task\(s\) \['er'\] but the data has none"):
@@ -205,6 +232,8 @@ def test_callback_logs_per_task_losses_resets_the_schedule_and_writes_the_file(
     # The per-task losses, weighted by tokens, give back the Trainer's loss of the step.
     written = json.loads((tmp_path / CURRICULUM_FILE).read_text())
     assert [stage["name"] for stage in written["stages"]] == ["one", "two"]
+    assert [stage["truncated_by_max_steps"] for stage in written["stages"]] == [False, False]
+    assert [stage["planned_steps"] for stage in written["stages"]] == [boundary, 8 - boundary]
     assert written["stages"][0]["rates"] == {"msa": 0.5, "fer": 0.5}
     assert sum(written["stages"][1]["samples"].values()) == 16
     assert written["stages"][1]["samples"]["er"] > written["stages"][1]["samples"]["msa"]

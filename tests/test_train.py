@@ -267,3 +267,111 @@ def test_classification_run_writes_a_confusion_matrix(tmp_path):
     task = json.loads((output_dir / "processor_config.json").read_text())
     assert task["task"] == "classification" and len(task["label_names"]) == 7 and task["metric_set"] == "erc"
     assert "task" not in json.loads((output_dir / "config.json").read_text())
+
+
+def test_a_folder_of_the_users_own_files_is_refused_and_left_alone(tmp_path):
+    output_dir = tmp_path / "mine"
+    output_dir.mkdir()
+    (output_dir / "README.md").write_text("my notes")
+    (output_dir / "config.json").write_text('{"mine": true}')
+    with pytest.raises(
+        FileExistsError,
+        match=r"holds files that train_m2se\.py did not write \(README\.md, config\.json\); "
+        "refusing to write over them",
+    ):
+        train_m2se.main(
+            ["--recipe", "tiny_mse_adapter", "--output_dir", str(output_dir), "--overwrite_output_dir"]
+        )
+    assert sorted(path.name for path in output_dir.iterdir()) == ["README.md", "config.json"]
+    assert (output_dir / "README.md").read_text() == "my notes"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--num_train_epochs", "1", "--set", "stages.0.epochs=4"],
+            r"--num_train_epochs 1 cannot take effect: every stage of recipe 'tiny_mse_adapter' pins its "
+            r"epochs \(stages\.0\.epochs=4\)",
+        ),
+        (
+            ["--num_train_epochs", "1.5"],
+            r"--num_train_epochs: the curriculum runs whole epochs per stage; .*1\.5",
+        ),
+        (["--save_strategy", "epoch"], "--save_strategy epoch: one Trainer epoch is the whole curriculum"),
+        (["--train_sampling_strategy", "random"], "must be read with train_sampling_strategy sequential"),
+        (["--learning_rate", "-1"], r"--learning_rate: expected a number >= 0, got -1\.0"),
+        (
+            ["--save_strategy", "no", "--set", "evaluation.patience=2"],
+            r"--save_strategy no conflicts with evaluation\.patience 2",
+        ),
+    ],
+)
+def test_flags_the_curriculum_cannot_honour_are_refused_before_work(argv, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        train_m2se.main(["--recipe", "tiny_mse_adapter", *argv, "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_flags_keep_the_trainers_defaults_and_explicit_ones_win():
+    _, args, _ = train_m2se.parse_arguments(["--recipe", "tiny_emoverse_m2se", "--save_steps", "3"])
+    assert (args.save_strategy, args.save_steps) == ("steps", 3)  # the Trainer's default strategy
+    _, args, _ = train_m2se.parse_arguments(["--recipe", "tiny_mse_adapter"])
+    assert (args.save_strategy, args.num_train_epochs, args.max_steps) == ("steps", 4, -1)  # recipe value
+    _, args, _ = train_m2se.parse_arguments(["--recipe", "tiny_mse_adapter", "--num_train_epochs", "4"])
+    assert args.num_train_epochs == 4
+
+
+def test_command_line_bad_input_is_one_line_and_exit_2(tmp_path):
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "train_m2se.py"),
+        "--recipe",
+        "tiny_mse_adapter",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--set",
+        "model.config.num_psuedo_tokens=8",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "train_m2se.py: error: model.config.num_psuedo_tokens: unknown key for MSEAdapterConfig; did you "
+        "mean 'num_pseudo_tokens'? expected one of ['audio_feature_dim', 'audio_hidden_size', 'fusion_size', "
+        "'language', 'metric_set', 'msf_ratios', 'num_pseudo_tokens', 'pseudo_token', 'task_prompt', "
+        "'value_range', 'video_feature_dim', 'video_hidden_size']"
+    ]
+    flag = subprocess.run(
+        [*command[:-2], "--learning_rate", "abc"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert flag.returncode == 2 and len(flag.stderr.strip().splitlines()) == 1
+    assert (
+        flag.stderr
+        == "train_m2se.py: error: argument --learning_rate/--learning-rate: invalid float value: 'abc'\n"
+    )
+    debug = subprocess.run([*command, "--debug"], capture_output=True, text=True, env=env, timeout=300)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_max_steps_caps_the_curriculum_and_num_train_epochs_sets_the_stage_epochs(tmp_path):
+    output_dir = tmp_path / "capped"
+    train_m2se.main(
+        [
+            "--recipe",
+            "tiny_mse_adapter",
+            "--output_dir",
+            str(output_dir),
+            "--num_train_epochs",
+            "1",
+            "--max_steps",
+            "3",
+        ]
+    )
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert state["global_step"] == state["max_steps"] == 3
+    (stage,) = json.loads((output_dir / "m2se_curriculum.json").read_text())["stages"]
+    assert stage["epochs"] == 1 and stage["steps"] == [0, 3]
+    assert stage["planned_steps"] == 128 // 8 and stage["truncated_by_max_steps"] is True

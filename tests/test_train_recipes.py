@@ -58,7 +58,9 @@ def test_paper_recipes_carry_the_released_hyper_parameters():
     m2se = load_recipe("emoverse_m2se", check_paths=False)
     assert [stage.name for stage in m2se.stages] == ["multitask_pretraining", "multitask_reasoning"]
     stage1, stage2 = m2se.stages
-    assert stage1.budget == 15000 and stage1.epochs == 2 and stage2.budget is None and stage2.epochs == 2
+    # 2 epochs per stage: no stage pins its epochs, so both run training.num_train_epochs (or the flag).
+    assert stage1.budget == 15000 and stage2.budget is None and m2se.training["num_train_epochs"] == 2
+    assert stage1.epochs is None and stage2.epochs is None
     assert stage1.rates["msa"] > stage1.rates["er"] < stage1.rates["fer"]
     assert stage2.rates["msa"] < stage2.rates["er"] == stage2.rates["eri"] == stage2.rates["ecpe"]
     assert (m2se.model.lora["r"], m2se.model.lora["alpha"], m2se.training["learning_rate"]) == (8, 32, 1e-5)
@@ -92,6 +94,30 @@ def test_overrides_reach_nested_values_and_parse_yaml_scalars():
         ("stages.7.rates.msa=1", ValueError, "expected a list index below 2"),
         ("stages.0.rates.msa", ValueError, "must look like key.path=value"),
         (
+            "model.lora.rr=16",
+            ValueError,
+            r"model\.lora\.rr: unknown key for LoRA \(EmoVerseConfig\.lora_\*\); did you mean 'r'\? "
+            r"expected one of \['alpha', 'dropout', 'r', 'target_modules'\]",
+        ),
+        (
+            "model.config.image_tokn=x",
+            ValueError,
+            r"model\.config\.image_tokn: unknown key for EmoVerseConfig; did you mean 'image_token'\?",
+        ),
+        (
+            "data.options.num_eval_per_tsk=2",
+            ValueError,
+            r"data\.options\.num_eval_per_tsk: unknown key for data source 'emt_synthetic'; did you mean "
+            r"'num_eval_per_task'\? expected one of "
+            r"\['image_size', 'num_eval_per_task', 'num_per_task', 'seed'\]",
+        ),
+        (
+            "evaluation.metric=er_accuracy",
+            ValueError,
+            r"evaluation\.metric: 'er_accuracy' is not a metric of this recipe's evaluation; did you mean "
+            r"'msa_accuracy'\? expected one of \['ecpe_exact_match'",
+        ),
+        (
             "evaluation.max_samples=0",
             ValueError,
             r"evaluation\.max_samples: expected an integer >= 1 \(or null for every row\), got 0",
@@ -120,3 +146,43 @@ def test_missing_required_field(tmp_path):
     del raw["model"]
     with pytest.raises(ValueError, match=r"missing required field\(s\) \['model'\]"):
         load_recipe(write_recipe(tmp_path, raw))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "model.config.num_psuedo_tokens=8",
+            r"model\.config\.num_psuedo_tokens: unknown key for MSEAdapterConfig; did you mean "
+            r"'num_pseudo_tokens'\?",
+        ),
+        (
+            "data.options.num_trian=8",
+            r"data\.options\.num_trian: unknown key for data source 'synthetic'; did you mean 'num_train'\?",
+        ),
+        ("evaluation.metric=mae", r"evaluation\.metric: 'mae' is not a metric .*did you mean 'MAE'\?"),
+        ("model.lora.r=8", r"model\.lora: an mse_adapter recipe trains the adapter only \(no LoRA\)"),
+    ],
+)
+def test_mse_adapter_recipe_keys_are_checked_against_config_loader_and_metrics(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_recipe("tiny_mse_adapter", [override])
+
+
+def test_erc_pickles_need_their_class_names_from_the_recipe_not_its_file_name(tmp_path):
+    raw = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "recipes" / "mse_adapter_meld.yaml").read_text()
+    )
+    raw["name"] = "my_meld_run"
+    del raw["data"]["options"]["dataset"]
+    with pytest.raises(
+        ValueError,
+        match=r"data\.options: the ERC pickles \(data\.paths\.train, .*set "
+        r"data\.options\.label_names .* or data\.options\.dataset \(one of \['cherma'",
+    ):
+        load_recipe(write_recipe(tmp_path, raw), check_paths=False)
+    raw["data"]["options"]["label_names"] = ["calm", "angry"]
+    assert load_recipe(write_recipe(tmp_path, raw), check_paths=False).data.options["label_names"] == [
+        "calm",
+        "angry",
+    ]

@@ -169,8 +169,9 @@ class M2SECurriculumCallback(TrainerCallback, ExportableState):
 
 
 def write_curriculum_file(output_dir: str | os.PathLike, stages: list[StagePlan]) -> None:
-    """``m2se_curriculum.json``: every stage's name, sampling rates and realised number of samples per
-    task."""
+    """``m2se_curriculum.json``: every stage's name, sampling rates, realised number of samples per task,
+    epochs and optimizer steps run; ``planned_steps`` and ``truncated_by_max_steps`` say whether
+    ``--max_steps`` cut the stage short (a stage after the cap runs no step)."""
     os.makedirs(output_dir, exist_ok=True)
     content = {
         "stages": [
@@ -180,6 +181,8 @@ def write_curriculum_file(output_dir: str | os.PathLike, stages: list[StagePlan]
                 "samples": stage.samples,
                 "epochs": stage.epochs,
                 "steps": [stage.start_step, stage.end_step],
+                "planned_steps": stage.planned_steps,
+                "truncated_by_max_steps": stage.truncated,
             }
             for stage in stages
         ]

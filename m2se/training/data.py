@@ -1,16 +1,122 @@
-"""From a recipe's ``data`` section to per-task training pools and held-out evaluation / test sets."""
+"""From a recipe's ``data`` section to per-task training pools and held-out evaluation / test sets.
+
+Sources (``data.source``) and what their ``paths`` and ``options`` hold:
+
+* ``synthetic``: no paths; ``options`` are ``make_multimodal_dataset`` keyword arguments plus the split sizes
+  ``num_train`` / ``num_eval`` / ``num_test`` and ``seed``.
+* ``mmsa``: ``paths.pickle`` is an MMSA pickle (``options.allow_pickle: true``) or the Arrow folder that
+  ``python -m m2se.data convert`` writes from it (a ``DatasetDict`` train / validation / test).
+* ``erc``: ``paths.train`` / ``valid`` / ``test`` are MSE-Adapter ERC pickles or their converted Arrow
+  folders. The class names come from the Arrow folders (``ClassLabel``) or, for pickles, which do not
+  store them, from ``options.label_names`` (in index order) or ``options.dataset`` (``meld``, ``cherma``,
+  ``iemocap``).
+* ``arrow``: ``paths.dataset`` is one Arrow ``DatasetDict`` folder (train / validation / test) in the standard
+  multimodal schema, e.g. from ``python -m m2se.features extract``; a ``ClassLabel`` label is an ER
+  (classification) data set, a float label an MSA (regression) one.
+* ``emt_synthetic``: no paths; ``options`` are ``make_emt_dataset`` keyword arguments plus
+  ``num_eval_per_task``.
+* ``emt``: ``paths.<task>`` is an EMT JSON / JSONL file per task; ``options.num_eval_per_task``. Every
+  record's image / video path is checked when the data is loaded (relative to the working directory).
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import datasets
 
-from m2se.training.recipes import Recipe
+if TYPE_CHECKING:
+    from m2se.training.recipes import Recipe
 
-# Options of the synthetic sources that split the data rather than parametrise the generator.
-SPLIT_OPTIONS = ("num_train", "num_eval", "num_test", "seed", "num_per_task", "num_eval_per_task")
+# Options that split the data rather than parametrise the generator / loader, per source.
+SPLIT_OPTIONS = {
+    "synthetic": ("num_train", "num_eval", "num_test"),
+    "emt_synthetic": ("num_eval_per_task",),
+    "emt": ("num_eval_per_task",),
+}
+ARROW_SPLITS = ("train", "validation", "test")
+
+
+def _loader(source: str):
+    """The function that generates or reads the rows of ``source`` (its keyword arguments are options)."""
+    if source == "synthetic":
+        from m2se.data.synthetic import make_multimodal_dataset
+
+        return make_multimodal_dataset
+    if source == "mmsa":
+        from m2se.data.pickles import load_mmsa_pickle
+
+        return load_mmsa_pickle
+    if source == "erc":
+        from m2se.data.pickles import load_erc_pickle
+
+        return load_erc_pickle
+    if source == "emt_synthetic":
+        from m2se.emt.synthetic import make_emt_dataset
+
+        return make_emt_dataset
+    return None  # emt, arrow: nothing to parametrise beyond the split options
+
+
+# Arguments the training script fills itself (the rows to make, the task, where the files are).
+_FILLED_ARGUMENTS = ("num_samples", "task", "path", "out_dir")
+
+
+def data_options(source: str) -> list[str]:
+    """Every key ``data.options`` may hold for ``source``: the loader's keyword arguments and the split
+    options."""
+    loader = _loader(source)
+    names = set(SPLIT_OPTIONS.get(source, ()))
+    if loader is not None:
+        names |= {name for name in inspect.signature(loader).parameters if name not in _FILLED_ARGUMENTS}
+    return sorted(names)
+
+
+def required_paths(recipe: Recipe) -> list[str]:
+    """The ``data.paths`` keys the recipe's source needs."""
+    source = recipe.data.source
+    if source == "mmsa":
+        return ["pickle"]
+    if source == "erc":
+        return ["train", "valid", "test"]
+    if source == "arrow":
+        return ["dataset"]
+    if source == "emt":
+        return list(recipe.tasks)
+    return []
+
+
+def check_data_recipe(recipe: Recipe) -> None:
+    """The ``data`` section against its source: option names, data paths, where ERC class names come from.
+
+    Raises ``ValueError`` naming the key path and the valid keys (with the closest match) before any data is
+    read.
+    """
+    from m2se.training.recipes import check_known_keys
+
+    data = recipe.data
+    check_known_keys(data.options, data_options(data.source), "data.options", f"data source {data.source!r}")
+    needed = required_paths(recipe)
+    missing = [key for key in needed if key not in data.paths]
+    if missing:
+        raise ValueError(
+            f"data.paths: data source {data.source!r} needs {needed}; missing {missing} "
+            f"(got {sorted(data.paths)})"
+        )
+    if data.source == "erc":
+        pickles = [key for key in needed if not Path(data.paths[key]).expanduser().is_dir()]
+        if pickles and not {"dataset", "label_names"} & set(data.options):
+            from m2se.data.pickles import ERC_LABEL_NAMES
+
+            raise ValueError(
+                f"data.options: the ERC pickles ({', '.join(f'data.paths.{key}' for key in pickles)}) do not "
+                "store their class names; set data.options.label_names (the names in index order) or "
+                f"data.options.dataset (one of {sorted(ERC_LABEL_NAMES)})"
+            )
 
 
 @dataclass
@@ -25,7 +131,7 @@ class TaskData:
     @property
     def label_names(self) -> list[str] | None:
         """Class names of a classification (ERC) data set, None for regression / EMT."""
-        label_feature = self.eval_rows.features.get("label")
+        label_feature = next(iter(self.pools.values())).features.get("label")
         return list(label_feature.names) if isinstance(label_feature, datasets.ClassLabel) else None
 
 
@@ -39,44 +145,129 @@ def load_task_data(recipe: Recipe, work_dir: Path) -> TaskData:
     if source == "mmsa":
         from m2se.data.pickles import load_mmsa_pickle
 
-        splits = load_mmsa_pickle(paths["pickle"], allow_pickle=options.get("allow_pickle", False))
-        return TaskData({task: splits["train"]}, splits["validation"], splits["test"])
+        path = Path(paths["pickle"]).expanduser()
+        if path.is_dir():
+            splits = _arrow_splits(path, "data.paths.pickle")
+        else:
+            splits = load_mmsa_pickle(path, **options)
+        return _multimodal_task_data(task, splits, "data.paths.pickle")
     if source == "erc":
-        from m2se.data.pickles import load_erc_pickle
-
-        dataset_name = options.get("dataset", recipe.name.rsplit("_", 1)[-1])
-        splits = {
-            split: load_erc_pickle(
-                paths[split], dataset_name, allow_pickle=options.get("allow_pickle", False)
-            )
-            for split in ("train", "valid", "test")
-        }
-        return TaskData({task: splits["train"]}, splits["valid"], splits["test"])
+        return _erc(task, paths, options)
+    if source == "arrow":
+        return _multimodal_task_data(
+            task, _arrow_splits(Path(paths["dataset"]), "data.paths.dataset"), "data"
+        )
     if source == "emt_synthetic":
         from m2se.emt.synthetic import make_emt_dataset
 
-        num_eval = options.get("num_eval_per_task", 0)
+        num_eval = options.pop("num_eval_per_task", 0)
         records = make_emt_dataset(
-            work_dir / "synthetic_emt",
-            num_per_task=options.get("num_per_task", 20) + 2 * num_eval,
-            image_size=options.get("image_size", 32),
-            seed=options.get("seed", 0),
+            work_dir / "synthetic_emt", num_per_task=options.pop("num_per_task", 20) + 2 * num_eval, **options
         )
         return _hold_out_per_task(records, num_eval)
     from m2se.data.emt import load_emt
 
-    records = datasets.concatenate_datasets([load_emt(paths[task]) for task in recipe.tasks])
-    return _hold_out_per_task(records, options.get("num_eval_per_task", 0))
+    parts = []
+    for task_name in recipe.tasks:
+        records = load_emt(paths[task_name])
+        _check_media(records, paths[task_name])
+        parts.append(records)
+    return _hold_out_per_task(datasets.concatenate_datasets(parts), options.get("num_eval_per_task", 0))
+
+
+def _arrow_splits(path: Path, where: str) -> dict[str, datasets.Dataset]:
+    """The train / validation / test splits of an Arrow ``DatasetDict`` folder (``valid`` counts as
+    validation)."""
+    loaded = datasets.load_from_disk(str(path))
+    if not isinstance(loaded, datasets.DatasetDict):
+        raise ValueError(
+            f"{where}: {path} holds one Arrow dataset; expected a DatasetDict folder with splits "
+            f"{list(ARROW_SPLITS)}"
+        )
+    splits = {("validation" if name == "valid" else name): rows for name, rows in loaded.items()}
+    missing = [name for name in ARROW_SPLITS if name not in splits]
+    if missing:
+        raise ValueError(f"{where}: {path} lacks the split(s) {missing}; it has {sorted(loaded)}")
+    return splits
+
+
+def _multimodal_task_data(task: str, splits: dict[str, datasets.Dataset], where: str) -> TaskData:
+    """Train / validation / test rows of the standard multimodal schema, checked against ``task``."""
+    label = splits["train"].features.get("label")
+    is_classification = isinstance(label, datasets.ClassLabel)
+    if is_classification != (task == "er"):
+        kind = "class labels (ClassLabel)" if is_classification else f"labels of type {label}"
+        expected = "ER (rates {er: ...})" if is_classification else "MSA (rates {msa: ...})"
+        raise ValueError(
+            f"{where}: the rows have {kind}, which is an {expected} data set; the recipe trains {task!r}"
+        )
+    return TaskData({task: splits["train"]}, splits["validation"], splits["test"])
+
+
+def _erc(task: str, paths: dict[str, str], options: dict) -> TaskData:
+    """ERC pickles or converted Arrow folders, one per split, all with the same class names."""
+    from m2se.data.pickles import ERC_LABEL_NAMES, load_erc_pickle
+
+    requested = options.get("label_names")
+    if requested is None and "dataset" in options:
+        if options["dataset"].lower() not in ERC_LABEL_NAMES:
+            raise ValueError(
+                f"data.options.dataset: expected one of {sorted(ERC_LABEL_NAMES)}, got {options['dataset']!r}"
+            )
+        requested = ERC_LABEL_NAMES[options["dataset"].lower()]
+    splits = {}
+    for split in ("train", "valid", "test"):
+        path = Path(paths[split]).expanduser()
+        if path.is_dir():
+            rows = datasets.load_from_disk(str(path))
+            label = rows.features.get("label") if isinstance(rows, datasets.Dataset) else None
+            if not isinstance(label, datasets.ClassLabel):
+                raise ValueError(
+                    f"data.paths.{split}: {path} is not a converted ERC dataset (one Arrow dataset whose "
+                    f"'label' is a ClassLabel); got {type(rows).__name__} with label {label}"
+                )
+            if requested is not None and list(label.names) != list(requested):
+                raise ValueError(
+                    f"data.paths.{split}: {path} has the classes {label.names}, the recipe names "
+                    f"{list(requested)} (data.options); remove data.options.label_names / dataset or make "
+                    "them agree"
+                )
+        else:
+            rows = load_erc_pickle(
+                path,
+                options.get("dataset", path.stem),
+                allow_pickle=options.get("allow_pickle", False),
+                label_names=requested,
+            )
+        splits[split] = rows
+    names = {split: rows.features["label"].names for split, rows in splits.items()}
+    if len({tuple(value) for value in names.values()}) != 1:
+        raise ValueError(f"data.paths: the ERC splits have different classes: {names}")
+    return TaskData({task: splits["train"]}, splits["valid"], splits["test"])
+
+
+def _check_media(records: datasets.Dataset, path: str | os.PathLike) -> None:
+    """Every image / video a record names exists, so a missing file is found before any model is built."""
+    for index, (images, videos) in enumerate(zip(records["images"], records["videos"], strict=True)):
+        for kind, media in (("image", images), ("video", videos)):
+            for media_path in media:
+                if not os.path.isfile(media_path):
+                    raise FileNotFoundError(
+                        f"{path} record {index}: {kind} file not found: {media_path} (relative paths are "
+                        f"read from the working directory {os.getcwd()})"
+                    )
 
 
 def _synthetic_multimodal(task: str, options: dict) -> TaskData:
     from m2se.data.synthetic import make_multimodal_dataset
 
-    generator_options = {key: value for key, value in options.items() if key not in SPLIT_OPTIONS}
+    generator_options = {
+        key: value for key, value in options.items() if key not in SPLIT_OPTIONS["synthetic"]
+    }
     if "value_range" in generator_options:
         generator_options["value_range"] = tuple(generator_options["value_range"])
     kind = "regression" if task == "msa" else "classification"
-    seed = options.get("seed", 0)
+    seed = generator_options.pop("seed", 0)
     # Three seeds give three disjoint draws from the same labelling function.
     train, eval_rows, test_rows = (
         make_multimodal_dataset(options.get(size_key, default), kind, seed=seed + offset, **generator_options)

@@ -9,9 +9,10 @@ any local folder / Hub id.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -27,9 +28,11 @@ from transformers import (
 )
 
 from m2se.backbones import default_cache_dir, smollm2_path
-from m2se.training.data import TaskData
-from m2se.training.recipes import Recipe
 from processing_mse_adapter import MSEAdapterProcessor
+
+if TYPE_CHECKING:
+    from m2se.training.data import TaskData
+    from m2se.training.recipes import Recipe
 
 TINY_LLAMA = "tiny-llama"
 TINY_VIT = "tiny-vit"
@@ -40,6 +43,73 @@ PROCESSOR_FIELDS = tuple(
     for name in inspect.signature(MSEAdapterProcessor.__init__).parameters
     if name not in ("self", "tokenizer", "task", "label_names", "kwargs")
 )
+# Configuration fields the builders fill from the backbones, the data and the processor (not recipe keys).
+BUILDER_FIELDS = {
+    "mse_adapter": (
+        "text_config",
+        "base_model_name_or_path",
+        "pseudo_token_id",
+    ),
+    "emoverse": (
+        "vision_config",
+        "text_config",
+        "image_token_id",
+        "vision_model_name_or_path",
+        "text_model_name_or_path",
+        "checkpoint_contents",
+    ),
+}
+LORA_PREFIX = "lora_"
+
+
+def _config_class(kind: str) -> type:
+    if kind == "mse_adapter":
+        from configuration_mse_adapter import MSEAdapterConfig
+
+        return MSEAdapterConfig
+    from configuration_emoverse import EmoVerseConfig
+
+    return EmoVerseConfig
+
+
+def _own_config_fields(kind: str) -> list[str]:
+    """The fields the model's configuration class declares itself (not ``PretrainedConfig``'s)."""
+    config_class = _config_class(kind)
+    own = vars(config_class).get("__annotations__", {})
+    return [field.name for field in dataclasses.fields(config_class) if field.name in own]
+
+
+def model_config_keys(kind: str) -> list[str]:
+    """The keys ``model.config`` may hold: the configuration class's fields less those the builder fills and,
+    for EmoVerse, the LoRA fields (``model.lora``); for MSE-Adapter also the processor's prompt fields."""
+    own = [
+        name
+        for name in _own_config_fields(kind)
+        if name not in BUILDER_FIELDS[kind] and not name.startswith(LORA_PREFIX)
+    ]
+    return sorted({*own, *(PROCESSOR_FIELDS if kind == "mse_adapter" else ())})
+
+
+def lora_keys() -> list[str]:
+    """The keys ``model.lora`` may hold: EmoVerseConfig's ``lora_*`` fields without the prefix."""
+    return [
+        name[len(LORA_PREFIX) :] for name in _own_config_fields("emoverse") if name.startswith(LORA_PREFIX)
+    ]
+
+
+def check_model_recipe(recipe: Recipe) -> None:
+    """``model.config`` and ``model.lora`` keys against the configuration class; raises ``ValueError`` naming
+    the key path and the valid keys before any model is built."""
+    from m2se.training.recipes import check_known_keys
+
+    kind = recipe.model.kind
+    config_name = _config_class(kind).__name__
+    check_known_keys(recipe.model.config, model_config_keys(kind), "model.config", config_name)
+    if kind == "mse_adapter" and recipe.model.lora:
+        raise ValueError(
+            f"model.lora: an mse_adapter recipe trains the adapter only (no LoRA); got {recipe.model.lora}"
+        )
+    check_known_keys(recipe.model.lora, lora_keys(), "model.lora", f"LoRA ({config_name}.lora_*)")
 
 
 def backbone_path(name: str) -> str:

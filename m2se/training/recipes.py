@@ -12,8 +12,10 @@ Any value can be overridden with ``key.path=value`` strings (``stages.1.rates.ms
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ DEFAULT_RECIPE = "demo"
 
 # TASKS: the five tasks of M2SE; MSE-Adapter trains one of "msa" (regression) or "er" (classification).
 MODEL_KINDS = ("mse_adapter", "emoverse")
-DATA_SOURCES = ("synthetic", "mmsa", "erc", "emt_synthetic", "emt")
+DATA_SOURCES = ("synthetic", "mmsa", "erc", "arrow", "emt_synthetic", "emt")
 
 
 @dataclass
@@ -51,10 +53,12 @@ class ModelRecipe:
 class DataRecipe:
     """Where the samples come from.
 
-    ``source``: ``synthetic`` (``m2se.data.synthetic.make_multimodal_dataset``), ``mmsa`` (an MMSA pickle),
-    ``erc`` (MELD/CHERMA pickles), ``emt_synthetic`` (``m2se.emt.synthetic.make_emt_dataset``) or ``emt``
-    (EMT JSON files per task). ``paths`` maps a split (MSE-Adapter) or a task (EMT) to a file; ``options``
-    holds the generator / loader keyword arguments (e.g. ``num_train``, ``num_eval``, ``audio_dim``).
+    ``source``: ``synthetic`` (``m2se.data.synthetic.make_multimodal_dataset``), ``mmsa`` (an MMSA pickle or
+    its converted Arrow folder), ``erc`` (MELD/CHERMA pickles or their Arrow folders), ``arrow`` (one Arrow
+    ``DatasetDict`` folder), ``emt_synthetic`` (``m2se.emt.synthetic.make_emt_dataset``) or ``emt`` (EMT JSON
+    files per task). ``paths`` maps a split (MSE-Adapter) or a task (EMT) to a file or folder; ``options``
+    holds the generator / loader keyword arguments (e.g. ``num_train``, ``num_eval``, ``audio_dim``,
+    ``label_names``). Details per source: ``m2se.training.data``.
     """
 
     source: str
@@ -68,12 +72,14 @@ class StageRecipe:
 
     ``rates[task]`` is the fraction of the task's remaining pool (samples no earlier stage used) to draw; a
     ``budget`` scales all counts by one factor down to that many samples (``m2se.emt.mix.mix_stage``). Rate 1
-    with no budget takes every remaining sample (M2SE stage 2).
+    with no budget takes every remaining sample (M2SE stage 2). ``epochs`` pins the stage's number of epochs;
+    left out (null), the stage runs ``num_train_epochs`` epochs (the flag, the recipe's ``training`` section
+    or the Trainer's default).
     """
 
     name: str
     rates: dict[str, float]
-    epochs: int = 1
+    epochs: int | None = None
     budget: int | None = None
 
 
@@ -243,6 +249,9 @@ def _convert(annotation: Any, value: Any, where: str) -> Any:
 
 def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
     """Semantic checks that the type checks cannot express; raises before any data or model is built."""
+    from m2se.training.data import check_data_recipe
+    from m2se.training.models import check_model_recipe
+
     if recipe.model.kind not in MODEL_KINDS:
         raise ValueError(f"model.kind: expected one of {MODEL_KINDS}, got {recipe.model.kind!r}")
     if recipe.data.source not in DATA_SOURCES:
@@ -262,7 +271,7 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
             )
         if not any(rate > 0 for rate in stage.rates.values()):
             raise ValueError(f"{where}.rates: at least one rate must be positive, got {stage.rates}")
-        if stage.epochs < 1:
+        if stage.epochs is not None and stage.epochs < 1:
             raise ValueError(f"{where}.epochs: expected an integer >= 1, got {stage.epochs}")
         if stage.budget is not None and stage.budget < 1:
             raise ValueError(
@@ -284,10 +293,68 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
         raise ValueError(
             "evaluation.patience is set but evaluation.metric is not: early stopping needs a metric"
         )
+    check_model_recipe(recipe)
+    check_data_recipe(recipe)
+    metric = recipe.evaluation.metric
+    if metric is not None:
+        names = metric_names(recipe)
+        if metric not in names:
+            close = difflib.get_close_matches(metric, names, n=1, cutoff=0.5) or [
+                name for name in names if name.casefold() == metric.casefold()
+            ]
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"evaluation.metric: {metric!r} is not a metric of this recipe's evaluation; {hint}"
+                f"expected one of {names}"
+            )
     for key, data_path in recipe.data.paths.items() if check_paths else ():
         resolved = Path(data_path).expanduser()
         if not resolved.exists():
             raise FileNotFoundError(f"data.paths.{key}: {data_path} does not exist (resolved to {resolved})")
+
+
+def check_known_keys(given: Iterable[str], valid: Iterable[str], where: str, owner: str) -> None:
+    """Raise a ``ValueError`` for the first key of ``given`` not in ``valid``, naming ``where.key``, the
+    closest valid key and every valid key (``owner`` says whose keys they are)."""
+    valid = sorted(valid)
+    for key in given:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{where}.{key}: unknown key for {owner}; {hint}expected one of {valid}")
+
+
+def metric_names(recipe: Recipe) -> list[str]:
+    """The names of the held-out metrics a run of ``recipe`` reports (what ``evaluation.metric`` may name).
+
+    Read from the metric functions themselves, applied to a two-sample probe: MSE-Adapter reports the
+    regression metrics (MMSA or SIMS set, by value range) or the ERC metrics; EmoVerse reports
+    ``<task>_<metric>`` per task (MSA: binary sentiment, ER: ERC, ECPE: pair F1, FER / ERI and an ECPE set
+    without gold pairs: exact match).
+    """
+    from m2se.metrics import (
+        binary_sentiment_metrics,
+        ecpe_metrics,
+        erc_metrics,
+        msa_regression_metrics,
+        sims_regression_metrics,
+    )
+
+    def task_metrics(task: str) -> set[str]:
+        if task == "msa" and recipe.model.kind == "mse_adapter":
+            probe = [-0.5, 0.5]
+            return set(msa_regression_metrics(probe, probe)) | set(sims_regression_metrics(probe, probe))
+        if task == "msa":
+            return set(binary_sentiment_metrics(["Positive", "Negative"], ["Positive", "Negative"]))
+        if task == "er":
+            return set(erc_metrics(["a", "b"], ["a", "b"], ["a", "b"]))
+        if task == "ecpe":
+            return set(ecpe_metrics(["1_joy,1"], ["1_joy,1"])) | {"exact_match"}
+        return {"exact_match"}
+
+    if recipe.model.kind == "mse_adapter":
+        return sorted(task_metrics(recipe.tasks[0]))
+    return sorted(f"{task}_{name}" for task in recipe.tasks for name in task_metrics(task))
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
