@@ -28,6 +28,7 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_
 
 from m2se.cli import BAD_INPUT_ERRORS, CommandLineParser
 from m2se.collators import EmoVerseCollator, MSEAdapterCollator
+from m2se.outputs import atomic_file
 from m2se.training.curriculum import CurriculumPlan, build_curriculum
 from m2se.training.data import TaskData, load_task_data
 from m2se.training.evaluation import EvaluateBeforeTraining, Evaluator
@@ -38,6 +39,7 @@ from trainer_callbacks import CURRICULUM_FILE, M2SECurriculumCallback
 
 logger = logging.getLogger("train_m2se")
 
+NO_HELD_OUT = "No held-out metrics: the recipe holds out no test rows (e.g. data.options.num_eval_per_task 0)"
 RUN_FILE = "m2se_run.json"  # the resolved recipe of the run that owns an output folder
 # Files whose presence means an output folder holds a run.
 RUN_MARKERS = (RUN_FILE, "trainer_state.json", "eval_results.json", CURRICULUM_FILE)
@@ -345,6 +347,9 @@ def restore_callback_state(checkpoint: Path, curriculum: M2SECurriculumCallback)
 
 def print_comparison(untrained: dict[str, float] | None, trained: dict[str, float]) -> None:
     """A table of the held-out test metrics before and after training."""
+    if not trained:
+        print(f"\n{NO_HELD_OUT}", flush=True)
+        return
     rows = (
         [f"{'metric':<22}{'untrained':>12}{'trained':>12}"]
         if untrained
@@ -378,9 +383,9 @@ def save_reports(
     from m2se.reporting import plot_confusion_matrix, plot_training_curves, write_model_card
 
     output_dir = Path(trainer.args.output_dir)
-    (output_dir / "eval_results.json").write_text(
-        json.dumps({f"test_{k}": v for k, v in metrics.items()}, indent=2)
-    )
+    results = {f"test_{k}": v for k, v in metrics.items()} or {"test_samples": 0, "note": NO_HELD_OUT}
+    with atomic_file(output_dir / "eval_results.json") as handle:
+        json.dump(results, handle, indent=2)
     plot_training_curves(
         trainer.state.log_history,
         [(stage.name, stage.start_step) for stage in plan.stages],
@@ -402,7 +407,7 @@ def save_reports(
         recipe_name=recipe.name,
         task="text-generation",
         task_name="Multimodal sentiment analysis" if recipe.tasks[0] == "msa" else "Emotion recognition",
-        metrics={recipe.data.source: metrics},
+        metrics={recipe.data.source: metrics} if metrics else None,
         description=recipe.description,
         training_summary=f"Trained with `train_m2se.py --recipe {recipe.name}`. Curriculum: {stages}.",
     )

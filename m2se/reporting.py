@@ -61,7 +61,7 @@ def write_model_card(
     datasets: Sequence[str],
     recipe_name: str,
     task: str,
-    metrics: Mapping[str, Mapping[str, float]],
+    metrics: Mapping[str, Mapping[str, float]] | None,
     task_name: str | None = None,
     eval_split: str = "test",
     model_id: str | None = None,
@@ -90,7 +90,7 @@ def write_model_card(
             Output of ``Trainer.evaluate()`` can be passed as is: the ``eval_``/``test_``/``predict_`` prefix
             is removed and ``epoch``/``*_runtime``/``*_per_second`` are dropped. Non-finite values (e.g.
             ``Corr`` of a constant predictor) appear in the card's table but not in ``model-index``, which
-            needs numbers.
+            needs numbers. None: the run had no held-out rows; the card says so and has no ``model-index``.
         task_name: readable task name, e.g. ``"Multimodal sentiment analysis"`` (defaults to ``task``).
         eval_split: the split the metrics were computed on.
         model_id: Hub id or path used in the loading snippet (defaults to ``model_name``).
@@ -107,15 +107,17 @@ def write_model_card(
         raise FileNotFoundError(f"output_dir must be an existing folder; got {str(output_path)!r}")
     if isinstance(datasets, str) or not datasets:
         raise ValueError(f"datasets must be a non-empty list of data set names; got {datasets!r}")
-    if not isinstance(metrics, Mapping) or not metrics:
-        raise ValueError(f"metrics must map each evaluation data set to its metrics; got {metrics!r}")
-    for dataset, values in metrics.items():
+    if metrics is not None and (not isinstance(metrics, Mapping) or not metrics):
+        raise ValueError(
+            f"metrics must map each evaluation data set to its metrics (or be None); got {metrics!r}"
+        )
+    for dataset, values in (metrics or {}).items():
         if not isinstance(values, Mapping):
             raise TypeError(
                 f"metrics[{dataset!r}] must be a dict of metric name -> value (metrics are keyed by "
                 f"evaluation data set first); got {type(values).__name__} {values!r}"
             )
-    cleaned = {dataset: _model_index_metrics(values, dataset) for dataset, values in metrics.items()}
+    cleaned = {dataset: _model_index_metrics(values, dataset) for dataset, values in (metrics or {}).items()}
 
     eval_results = [
         EvalResult(
@@ -143,10 +145,13 @@ def write_model_card(
         language=language,
         eval_results=eval_results or None,
     )
-    results_tables = "\n\n".join(
-        f"**{dataset}** ({eval_split} split)\n\n| metric | value |\n|---|---|\n"
-        + "\n".join(f"| {name} | {value:.4f} |" for name, value in values.items())
-        for dataset, values in cleaned.items()
+    results_tables = (
+        "\n\n".join(
+            f"**{dataset}** ({eval_split} split)\n\n| metric | value |\n|---|---|\n"
+            + "\n".join(f"| {name} | {value:.4f} |" for name, value in values.items())
+            for dataset, values in cleaned.items()
+        )
+        or "No held-out metrics: the run held out no rows to score the model on."
     )
     sections = [
         f"# {model_name}",

@@ -83,6 +83,17 @@ def test_model_card_optional_sections(tmp_path):
     assert "trust_remote_code" not in text
 
 
+def test_model_card_without_held_out_metrics_says_so_and_has_no_model_index(tmp_path):
+    readme = write_model_card(tmp_path, **CARD_ARGUMENTS, metrics=None)
+    text = readme.read_text()
+    assert "No held-out metrics: the run held out no rows to score the model on." in text
+    assert "model-index" not in metadata_load(readme)
+    with pytest.raises(
+        ValueError, match=r"metrics must map each evaluation data set to its metrics \(or be None\)"
+    ):
+        write_model_card(tmp_path, **CARD_ARGUMENTS, metrics={})
+
+
 def test_model_card_input_checks(tmp_path):
     with pytest.raises(FileNotFoundError, match="existing folder"):
         write_model_card(tmp_path / "missing", **CARD_ARGUMENTS, metrics={"x": {"MAE": 0.1}})

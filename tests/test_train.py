@@ -375,3 +375,28 @@ def test_max_steps_caps_the_curriculum_and_num_train_epochs_sets_the_stage_epoch
     (stage,) = json.loads((output_dir / "m2se_curriculum.json").read_text())["stages"]
     assert stage["epochs"] == 1 and stage["steps"] == [0, 3]
     assert stage["planned_steps"] == 128 // 8 and stage["truncated_by_max_steps"] is True
+
+
+@pytest.mark.slow
+def test_a_recipe_without_held_out_rows_finishes_with_a_card_saying_so(tmp_path):
+    # As the shipped emoverse_m2se recipe: no data.options.num_eval_per_task, so no held-out rows.
+    output_dir = tmp_path / "no-held-out"
+    results = train_m2se.main(
+        [
+            "--recipe",
+            "tiny_emoverse_m2se",
+            "--output_dir",
+            str(output_dir),
+            "--set",
+            "data.options={num_per_task: 24, image_size: 32}",
+            "--max_steps",
+            "2",
+        ]
+    )
+    assert results == {42: {}}
+    assert json.loads((output_dir / "eval_results.json").read_text()) == {
+        "test_samples": 0,
+        "note": train_m2se.NO_HELD_OUT,
+    }
+    card = (output_dir / "README.md").read_text()
+    assert "No held-out metrics" in card and "tiny_emoverse_m2se" in card
