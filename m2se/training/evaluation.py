@@ -20,7 +20,7 @@ from typing import Any
 
 import datasets
 import torch
-from transformers import LogitsProcessorList
+from transformers import LogitsProcessorList, TrainerCallback
 
 from m2se.collators import EmoVerseCollator, MSEAdapterCollator
 from m2se.emt.templates import ER_EMOTIONS
@@ -141,6 +141,24 @@ class Evaluator:
                 {f"{task}_{key}": value for key, value in _task_metrics(task, answers, references).items()}
             )
         return metrics
+
+
+class EvaluateBeforeTraining(TrainerCallback):
+    """Scores the model as training starts (``metrics``): once the Trainer prepared it, before any step.
+
+    Scoring inside ``Trainer.train`` rather than before it is what makes it work under DeepSpeed ZeRO-3: the
+    parameters are partitioned when the model is built and are gathered only through the engine the Trainer
+    creates in ``train``; every rank takes part (``generate`` runs with ``synced_gpus`` there). A resumed run
+    (``global_step`` > 0) is not scored: its model is no longer the untrained one.
+    """
+
+    def __init__(self, evaluator: Evaluator):
+        self.evaluator = evaluator
+        self.metrics: dict[str, float] | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:
+            self.metrics = self.evaluator.evaluate()
 
 
 def _task_metrics(task: str, answers: list[str], references: list[str]) -> dict[str, float]:
