@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import (
+    EarlyStoppingCallback,
+    HfArgumentParser,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
 from m2se.cli import BAD_INPUT_ERRORS, CommandLineParser
@@ -163,7 +170,7 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
                 f"--resume_from_checkpoint {resume}: no trainer_state.json in that folder"
             )
         run_file = checkpoint.parent / RUN_FILE
-        saved = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else None
+        saved = json.loads(run_file.read_text(encoding="utf-8"))["recipe"] if run_file.is_file() else None
         if saved is None or saved != recipe_to_dict(recipe):
             saved_name = saved["name"] if saved else "unknown (no m2se_run.json beside it)"
             raise ValueError(
@@ -180,6 +187,9 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
                 f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); refusing to write over "
                 "them: choose a new or empty --output_dir"
             )
+    run_file = output_dir / RUN_FILE
+    if run_file.is_file() and json.loads(run_file.read_text(encoding="utf-8")).get("status") == "failed":
+        return  # the folder holds a failed run of ours: a rerun replaces it
     held = [name for name in RUN_MARKERS if (output_dir / name).exists()]
     held += [path.name for path in output_dir.glob("checkpoint-*")] if output_dir.is_dir() else []
     if held and not overwrite:
@@ -271,10 +281,32 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
     # once.
     push_to_hub = args.push_to_hub
     args = updated(args, push_to_hub=False)
-    if args.process_index == 0:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / RUN_FILE).write_text(json.dumps(recipe_to_dict(recipe), indent=2), encoding="utf-8")
+    existed = output_dir.exists()
+    record = RunRecord(recipe)
+    try:
+        return _train(recipe, script_args, args, data, plan, model, processor, collator, push_to_hub, record)
+    except BaseException as error:
+        if args.process_index == 0:
+            if record.started:
+                record.write(output_dir, "failed", error)
+            elif not existed and output_dir.is_dir() and not any(output_dir.iterdir()):
+                output_dir.rmdir()  # a failed start leaves no trace (the Trainer creates the folder)
+        raise
 
+
+def _train(
+    recipe: Recipe,
+    script_args: M2SEArguments,
+    args: TrainingArguments,
+    data: TaskData,
+    plan: CurriculumPlan,
+    model: torch.nn.Module,
+    processor: Any,
+    collator: Any,
+    push_to_hub: bool,
+    record: RunRecord,
+) -> dict[str, float]:
+    output_dir = Path(args.output_dir)
     loss = TaskAwareLoss(recipe.tasks, recipe.task_difficulty_weighting, recipe.difficulty_temperature)
     loss.attach(model)
     warmup = args.warmup_steps if args.warmup_steps < 1 else args.warmup_steps / plan.total_steps
@@ -284,7 +316,7 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
         schedule_per_stage=recipe.schedule_per_stage and len(plan.stages) > 1,
         warmup=warmup,
     )
-    callbacks: list = [curriculum]
+    callbacks: list = [record, curriculum]
     if recipe.evaluation.patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.evaluation.patience))
     eval_rows = _cap(data.eval_rows, recipe.evaluation.max_samples)
@@ -325,7 +357,31 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
         print_comparison(untrained, trained)
         processor.save_pretrained(output_dir)
         save_reports(trainer, recipe, plan, tester, trained, push_to_hub)
+        record.write(output_dir, "finished")
     return trained
+
+
+class RunRecord(TrainerCallback):
+    """``m2se_run.json``: the resolved recipe and the run's status, written atomically when training starts
+    (``running``: every check passed, the optimizer exists), at the end (``finished``) or on an error after
+    the start (``failed`` with the error line). A failed start writes nothing; a failed run does not block a
+    rerun in the same folder."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.started = False
+
+    def on_train_begin(self, args: TrainingArguments, state, control, **kwargs) -> None:
+        self.started = True
+        if state.is_world_process_zero:
+            self.write(Path(args.output_dir), "running")
+
+    def write(self, output_dir: Path, status: str, error: BaseException | None = None) -> None:
+        content = {"status": status, "recipe": recipe_to_dict(self.recipe)}
+        if error is not None:
+            content["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        with atomic_file(output_dir / RUN_FILE) as handle:
+            json.dump(content, handle, indent=2)
 
 
 def _cap(rows, max_samples: int | None):
