@@ -394,3 +394,40 @@ def test_a_recipe_without_held_out_rows_finishes_with_a_card_saying_so(tmp_path)
     }
     card = (output_dir / "README.md").read_text()
     assert "No held-out metrics" in card and "tiny_emoverse_m2se" in card
+
+
+@pytest.mark.slow
+def test_a_failed_run_leaves_a_failed_record_and_a_rerun_is_not_blocked(tmp_path, monkeypatch):
+    output_dir = tmp_path / "run"
+    argv = ["--recipe", "tiny_mse_adapter", "--output_dir", str(output_dir), "--max_steps", "2"]
+
+    def broken_step(self, args, state, control, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_m2se.M2SECurriculumCallback, "on_step_end", broken_step)
+        with pytest.raises(RuntimeError, match="the disk is full"):
+            train_m2se.main(argv)
+    record = json.loads((output_dir / "m2se_run.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: the disk is full"
+    assert record["recipe"]["name"] == "tiny_mse_adapter"
+    train_m2se.main(argv)  # the same command again: not refused
+    finished = json.loads((output_dir / "m2se_run.json").read_text())
+    assert finished["status"] == "finished" and "error" not in finished
+    # A bad setting on a finished run, even with --overwrite_output_dir, leaves the folder as it was.
+    before = {path.name: path.stat().st_mtime_ns for path in output_dir.iterdir()}
+    with pytest.raises(ValueError, match="--learning_rate: expected a number >= 0"):
+        train_m2se.main([*argv, "--overwrite_output_dir", "--learning_rate", "-1"])
+    assert {path.name: path.stat().st_mtime_ns for path in output_dir.iterdir()} == before
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_m2se.main(argv)
+
+
+def test_a_failed_start_leaves_no_folder_behind(tmp_path, monkeypatch):
+    def no_optimizer(self, *args, **kwargs):
+        raise ValueError("Invalid learning rate")
+
+    monkeypatch.setattr(train_m2se.Trainer, "create_optimizer", no_optimizer)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        train_m2se.main(["--recipe", "tiny_mse_adapter", "--output_dir", str(tmp_path / "new")])
+    assert not (tmp_path / "new").exists()
