@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -47,4 +48,50 @@ def test_pickle_recipe_without_allow_pickle_refuses(tmp_path):
     path.write_bytes(pickle.dumps({"train": _mmsa_split(1, 0)}))
     recipe = load_recipe("mse_adapter_mosei", overrides=[f"data.paths.pickle={path}"])
     with pytest.raises(ValueError, match="allow_pickle"):
+        load_task_data(recipe, tmp_path)
+
+
+def test_converted_arrow_folders_are_read_where_the_pickles_were(tmp_path):
+    from m2se.data.__main__ import convert
+
+    pickle_path = tmp_path / "unaligned_50.pkl"
+    pickle_path.write_bytes(
+        pickle.dumps({"train": _mmsa_split(3, 0), "valid": _mmsa_split(2, 10), "test": _mmsa_split(3, 20)})
+    )
+    convert(pickle_path, tmp_path / "mosei", allow_pickle=True)
+    recipe = load_recipe("mse_adapter_mosei", overrides=[f"data.paths.pickle={tmp_path / 'mosei'}"])
+    data = load_task_data(recipe, tmp_path)
+    assert len(data.pools["msa"]) == 3 and len(data.eval_rows) == 2 and len(data.test_rows) == 3
+    overrides = []
+    for split, labels in {"train": ["joy", "anger"], "valid": ["neutral"], "test": ["fear"]}.items():
+        path = tmp_path / f"meld_{split}.pkl"
+        path.write_bytes(pickle.dumps(_erc_records(labels)))
+        convert(path, tmp_path / f"meld_{split}", allow_pickle=True)
+        overrides.append(f"data.paths.{split}={tmp_path / f'meld_{split}'}")
+    data = load_task_data(load_recipe("mse_adapter_meld", overrides=overrides), tmp_path)
+    assert data.label_names == ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"]
+    with pytest.raises(
+        ValueError, match=r"data\.paths\.train: .*meld_train has the classes .* the recipe names"
+    ):
+        load_task_data(load_recipe("mse_adapter_meld", [*overrides, "data.options.dataset=cherma"]), tmp_path)
+
+
+def test_missing_media_of_any_emt_record_is_found_before_a_model_is_built(tmp_path):
+    records = tmp_path / "msa.jsonl"
+    (tmp_path / "a.png").write_bytes(b"")
+    rows = [
+        {"query": "q", "response": "Positive.", "images": [str(tmp_path / "a.png")], "task": "msa"},
+        {"query": "q", "response": "Negative.", "images": [str(tmp_path / "gone.png")], "task": "msa"},
+    ]
+    records.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    recipe = load_recipe(
+        "tiny_emoverse_m2se",
+        [
+            "data.source=emt",
+            "data.options={}",
+            f"data.paths={{msa: {records}}}",
+            "stages=[{name: one, rates: {msa: 1.0}}]",
+        ],
+    )
+    with pytest.raises(FileNotFoundError, match=rf"{records} record 1: image file not found: .*gone\.png"):
         load_task_data(recipe, tmp_path)
