@@ -113,6 +113,30 @@ def test_two_processes_match_one_process(deepspeed_config, single_process_run, t
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
+def test_emoverse_under_zero3_scores_the_untrained_and_the_trained_model(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        SCRIPT,
+        "--recipe",
+        "tiny_emoverse_m2se",
+        "--use_cpu",
+        "--deepspeed",
+        str(REPO_ROOT / "configs" / "deepspeed" / "zero3.json"),
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
+    untrained = untrained_metrics(run(command, tmp_path))
+    # MSA and ER are generated under their answer constraint: nothing unparsable, even untrained.
+    assert untrained["msa_unparsable"] == 0 and untrained["er_unparsable"] == 0
+    assert {"msa_accuracy", "er_weighted_f1", "fer_exact_match"} <= set(untrained)
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
 M2SE_ARGS = [
     "--recipe",
     "tiny_emoverse_m2se",
