@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,9 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
 
 
 def build_run(
-    recipe: Recipe, args: TrainingArguments
+    recipe: Recipe, args: TrainingArguments, media_dir: Path
 ) -> tuple[torch.nn.Module, Any, TaskData, CurriculumPlan, Any]:
+    """Data (generated media go to ``media_dir``, never the output folder), curriculum, model, collator."""
     # Reading world_size sets up torch.distributed first: ZeRO-3 partitions the model while loading it.
     global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     if args.deepspeed and torch.distributed.is_initialized():
@@ -210,7 +212,7 @@ def build_run(
         # With use_cpu the process group comes from accelerate (gloo); DeepSpeed must adopt it, or ZeRO-3's
         # partitioned loading sees a world of one process.
         deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
-    data = load_task_data(recipe, Path(args.output_dir))
+    data = load_task_data(recipe, media_dir)
     if recipe.model.kind == "mse_adapter":
         model, processor = build_mse_adapter(recipe, data)
         collator = MSEAdapterCollator(processor, recipe.tasks)
@@ -275,7 +277,17 @@ def run_seed(recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments
             raise FileNotFoundError(f"--resume_from_checkpoint last: no checkpoint-* folder in {output_dir}")
         args = updated(args, resume_from_checkpoint=last)
     check_output_dir(output_dir, recipe, args.resume_from_checkpoint, script_args.overwrite_output_dir)
-    model, processor, data, plan, collator = build_run(recipe, args)
+    # Generated media (synthetic EMT images) live for the run only: the output folder stays untouched until
+    # training starts.
+    with tempfile.TemporaryDirectory(prefix="m2se-media-") as media_dir:
+        return _build_and_train(recipe, script_args, args, Path(media_dir))
+
+
+def _build_and_train(
+    recipe: Recipe, script_args: M2SEArguments, args: TrainingArguments, media_dir: Path
+) -> dict[str, float]:
+    output_dir = Path(args.output_dir)
+    model, processor, data, plan, collator = build_run(recipe, args, media_dir)
     args = training_arguments_for(recipe, args, plan)
     # The Trainer would contact the Hub when it is built and at every save; the finished folder is pushed
     # once.
@@ -484,7 +496,7 @@ def push_folder(trainer: Trainer, recipe: Recipe) -> None:
             folder_path=trainer.args.output_dir,
             token=trainer.args.hub_token,
             commit_message=f"train_m2se.py --recipe {recipe.name}",
-            ignore_patterns=["checkpoint-*", "synthetic_emt/*"],
+            ignore_patterns=["checkpoint-*"],
         )
     except Exception as error:
         first_line = (str(error).splitlines() or [""])[0][:200]

@@ -423,11 +423,12 @@ def test_a_failed_run_leaves_a_failed_record_and_a_rerun_is_not_blocked(tmp_path
         train_m2se.main(argv)
 
 
-def test_a_failed_start_leaves_no_folder_behind(tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe", ["tiny_mse_adapter", "tiny_emoverse_m2se"])  # the second writes images
+def test_a_failed_start_leaves_no_folder_behind(recipe, tmp_path, monkeypatch):
     def no_optimizer(self, *args, **kwargs):
         raise ValueError("Invalid learning rate")
 
     monkeypatch.setattr(train_m2se.Trainer, "create_optimizer", no_optimizer)
     with pytest.raises(ValueError, match="Invalid learning rate"):
-        train_m2se.main(["--recipe", "tiny_mse_adapter", "--output_dir", str(tmp_path / "new")])
+        train_m2se.main(["--recipe", recipe, "--output_dir", str(tmp_path / "new")])
     assert not (tmp_path / "new").exists()
