@@ -95,3 +95,18 @@ def test_missing_media_of_any_emt_record_is_found_before_a_model_is_built(tmp_pa
     )
     with pytest.raises(FileNotFoundError, match=rf"{records} record 1: image file not found: .*gone\.png"):
         load_task_data(recipe, tmp_path)
+
+
+def test_feature_widths_come_from_the_schema_when_the_first_held_out_row_has_no_frames():
+    from m2se.data import make_multimodal_dataset
+    from m2se.training.data import TaskData
+    from m2se.training.models import build_mse_adapter
+
+    rows = make_multimodal_dataset(4, "regression", audio_dim=6, video_dim=5)
+    silent_first = rows.map(
+        lambda row, index: {"audio": [] if index == 0 else row["audio"]}, with_indices=True
+    )
+    assert len(silent_first[0]["audio"]) == 0
+    recipe = load_recipe("tiny_mse_adapter")
+    model, _ = build_mse_adapter(recipe, TaskData({"msa": rows}, silent_first, rows))
+    assert (model.config.audio_feature_dim, model.config.video_feature_dim) == (6, 5)

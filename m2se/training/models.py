@@ -216,10 +216,11 @@ def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, 
     path = backbone_path(recipe.model.backbone)
     tokenizer = AutoTokenizer.from_pretrained(path)
     language_model = AutoModelForCausalLM.from_pretrained(path)
-    first_row = data.eval_rows[0]
+    # The widths come from the schema (Array2D (None, D)): a first row without audio or video frames has none.
+    features = data.eval_rows.features
     config = dict(recipe.model.config)
-    config.setdefault("audio_feature_dim", len(first_row["audio"][0]))
-    config.setdefault("video_feature_dim", len(first_row["video"][0]))
+    config.setdefault("audio_feature_dim", features["audio"].shape[1])
+    config.setdefault("video_feature_dim", features["video"].shape[1])
     processor_fields = {key: config.pop(key) for key in PROCESSOR_FIELDS if key in config}
     if recipe.tasks[0] == "msa":
         task = {"task": "regression"}
