@@ -180,7 +180,14 @@ class MSEAdapterCheckpointMixin:
         check_folder_or_hub_id(pretrained_model_name_or_path, "pretrained_model_name_or_path")
         hub_kwargs = {name: kwargs[name] for name in HUB_KWARG_NAMES if name in kwargs}
         if config is None:
-            config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            try:
+                config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            except OSError as error:  # transformers' offline message does not say which name it looked for
+                raise OSError(
+                    f"pretrained_model_name_or_path is {os.fspath(pretrained_model_name_or_path)!r}: not an "
+                    f"existing folder, and it could not be loaded as a Hub model id ({error}); expected a "
+                    "folder written by save_pretrained or a reachable Hub id"
+                ) from None
         if saved_with_language_model(pretrained_model_name_or_path, hub_kwargs):
             if language_model is not None:
                 raise ValueError(

@@ -132,6 +132,23 @@ def test_a_folder_without_weights_or_a_missing_folder_is_named(checkpoints, tmp_
         MSEAdapterForCausalLM.from_pretrained(missing)
 
 
+def test_an_adapter_id_that_is_neither_a_folder_nor_reachable_is_named(
+    tmp_path, monkeypatch, no_backbone_load
+):
+    monkeypatch.chdir(
+        tmp_path
+    )  # "mse-adapter-meld" is a valid Hub id and no folder here; the tests run offline
+    with pytest.raises(OSError) as error:
+        MSEAdapterForCausalLM.from_pretrained("mse-adapter-meld", language_model=None)
+    message = str(error.value)
+    assert message.startswith(
+        "pretrained_model_name_or_path is 'mse-adapter-meld': not an existing folder, and it could not be "
+        "loaded as a Hub model id ("
+    )
+    assert message.endswith("expected a folder written by save_pretrained or a reachable Hub id")
+    assert error.value.__suppress_context__
+
+
 def set_config_field(folder, field, value):
     config_file = folder / "config.json"
     config = json.loads(config_file.read_text())
