@@ -76,7 +76,9 @@ setup(
     python_requires=">=3.11",  # transformers >= 5.21 needs Python 3.11
     py_modules=REMOTE_CODE_MODULES,
     packages=find_packages(include=["m2se", "m2se.*", "trainer_callbacks", "trainer_callbacks.*"]),
-    package_data={"m2se": ["resources/*.json", "resources/*.yaml", "metrics/modules/*/*.py"]},
+    package_data={
+        "m2se": ["resources/*.json", "resources/*.yaml", "recipes/*.yaml", "metrics/modules/*/*.py"]
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
 )

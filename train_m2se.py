@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train MSE-Adapter or EmoVerse (M2SE curriculum) with the stock transformers Trainer.
 
-    accelerate launch train_m2se.py                                  # recipes/demo.yaml, offline, CPU
+    accelerate launch train_m2se.py                                  # m2se/recipes/demo.yaml, offline, CPU
     accelerate launch train_m2se.py --recipe tiny_emoverse_m2se --output_dir out/tiny
     torchrun --nproc_per_node 8 train_m2se.py --recipe emoverse_m2se --deepspeed configs/deepspeed/zero2.json
     python train_m2se.py --recipe mse_adapter_mosei --seeds 1111,2222,3333,4444,5555 --set model.backbone=...

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO_ROOT
 
-from m2se.training.recipes import TASKS, available_recipes, load_recipe
+from m2se.training.recipes import RECIPES_DIR, TASKS, available_recipes, load_recipe
 
 BUNDLED = {
     "demo",
@@ -28,9 +33,7 @@ def write_recipe(tmp_path: Path, raw: dict) -> Path:
 
 
 def tiny_raw() -> dict:
-    with open(
-        Path(__file__).resolve().parents[1] / "recipes" / "tiny_emoverse_m2se.yaml", encoding="utf-8"
-    ) as f:
+    with open(RECIPES_DIR / "tiny_emoverse_m2se.yaml", encoding="utf-8") as f:
         return yaml.safe_load(f)
 
 
@@ -170,9 +173,7 @@ def test_mse_adapter_recipe_keys_are_checked_against_config_loader_and_metrics(o
 
 
 def test_erc_pickles_need_their_class_names_from_the_recipe_not_its_file_name(tmp_path):
-    raw = yaml.safe_load(
-        (Path(__file__).resolve().parents[1] / "recipes" / "mse_adapter_meld.yaml").read_text()
-    )
+    raw = yaml.safe_load((RECIPES_DIR / "mse_adapter_meld.yaml").read_text())
     raw["name"] = "my_meld_run"
     del raw["data"]["options"]["dataset"]
     with pytest.raises(
@@ -186,3 +187,34 @@ def test_erc_pickles_need_their_class_names_from_the_recipe_not_its_file_name(tm
         "calm",
         "angry",
     ]
+
+
+@pytest.mark.slow
+def test_bundled_recipes_are_found_after_a_non_editable_install(tmp_path):
+    """`pip install .` (not -e): the recipes ship as package data of m2se, not as files of the checkout."""
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+         str(target), str(REPO_ROOT)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = (
+        "import m2se; from m2se.training.recipes import RECIPES_DIR, available_recipes, load_recipe; "
+        "print(m2se.__file__); print(RECIPES_DIR); print(available_recipes()); "
+        "print(load_recipe('tiny_mse_adapter').name)"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=elsewhere,
+        env={**env, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    module_file, recipes_dir, names, loaded = completed.stdout.splitlines()
+    assert module_file.startswith(str(target)) and recipes_dir.startswith(str(target))
+    assert set(ast.literal_eval(names)) == BUNDLED and loaded == "tiny_mse_adapter"

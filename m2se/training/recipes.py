@@ -24,7 +24,7 @@ import yaml
 
 from m2se.emt.templates import EMT_TASKS as TASKS
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"  # package data: found after `pip install .`
 DEFAULT_RECIPE = "demo"
 
 # TASKS: the five tasks of M2SE; MSE-Adapter trains one of "msa" (regression) or "er" (classification).
