@@ -635,11 +635,74 @@ class MSEAdapterVideoProcessor(VideoProcessorMixin):
 MSEAdapterAudioFeatureExtractor.register_for_auto_class()
 MSEAdapterVideoProcessor.register_for_auto_class()
 
+# The processor parts (attribute name -> class) and the modality each one feeds.
+PROCESSOR_PARTS = {
+    "feature_extractor": MSEAdapterAudioFeatureExtractor,
+    "video_processor": MSEAdapterVideoProcessor,
+}
+PART_MODALITIES = {"feature_extractor": "audio", "video_processor": "video"}
+
+
+def check_part_width(part_name: str, part: Any, width: int | None, owner: str) -> int | None:
+    """The feature width a processor part gives (its declared ``feature_size``), which ``width`` (the
+    ``<modality>_feature_dim`` of ``owner``: a processor, a config) must equal when set; ``width`` when there
+    is no part. Raises a ``ValueError`` naming both widths."""
+    if part is None:
+        return width
+    modality = PART_MODALITIES[part_name]
+    if width is not None and width != part.feature_size:
+        raise ValueError(
+            f"{owner} has {modality}_feature_dim={width}, but the {part_name} ({type(part).__name__}) makes "
+            f"{part.feature_size}-wide {modality} features; the two must be equal"
+        )
+    return part.feature_size
+
+
+class ExtractorPartsMixin:
+    """Lets a `ProcessorMixin` hold the extractors as optional parts, the way Qwen2-Audio's processor holds a
+    ``feature_extractor`` next to its tokenizer: ``feature_extractor`` and ``video_processor`` may each be
+    ``None`` (features extracted elsewhere). ``ProcessorMixin`` requires, saves and loads every part its
+    ``__init__`` declares; these overrides skip the absent ones. Present parts are saved inside
+    ``processor_config.json`` (as transformers nests every part) and restored from it."""
+
+    def check_argument_for_proper_class(self, argument_name: str, argument: Any):
+        if argument is None and argument_name in PROCESSOR_PARTS:
+            return None
+        return super().check_argument_for_proper_class(argument_name, argument)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> list[str]:
+        # ProcessorMixin.save_pretrained walks `self.get_attributes()`: an instance attribute shadows the
+        # classmethod for this one call, so it walks the present parts only (`to_dict`, which reads the
+        # class's list, still records an absent part as null).
+        present = [name for name in type(self).get_attributes() if getattr(self, name) is not None]
+        self.get_attributes = lambda: present
+        try:
+            return super().save_pretrained(save_directory, **kwargs)
+        finally:
+            del self.get_attributes
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        """The tokenizer, then each part as ``processor_config.json`` records it (null / absent: None)."""
+        tokenizer = cls._load_tokenizer_from_pretrained(
+            "tokenizer", pretrained_model_name_or_path, subfolder=kwargs.pop("subfolder", ""), **kwargs
+        )
+        saved = processor_dict or {}
+        parts = [
+            None if saved.get(name) is None else part_class.from_dict(dict(saved[name]))
+            for name, part_class in PROCESSOR_PARTS.items()
+        ]
+        return [tokenizer, *parts]
+
+
 __all__ = [
     "AUDIO_BACKENDS",
+    "PROCESSOR_PARTS",
+    "ExtractorPartsMixin",
     "MSEAdapterAudioFeatureExtractor",
     "MSEAdapterVideoProcessor",
     "MediaError",
+    "check_part_width",
     "load_audio",
     "resample",
     "to_mono",

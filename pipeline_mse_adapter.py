@@ -26,9 +26,21 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineIterator
 
 try:
-    from .feature_extraction_mse_adapter import MediaError, load_audio, open_media
+    from .feature_extraction_mse_adapter import (
+        PART_MODALITIES,
+        MediaError,
+        check_part_width,
+        load_audio,
+        open_media,
+    )
 except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
-    from feature_extraction_mse_adapter import MediaError, load_audio, open_media
+    from feature_extraction_mse_adapter import (
+        PART_MODALITIES,
+        MediaError,
+        check_part_width,
+        load_audio,
+        open_media,
+    )
 
 PIPELINE_TASK = "multimodal-sentiment-analysis"
 REGRESSION_LABEL = "sentiment"
@@ -45,19 +57,32 @@ class MSEAdapterPipeline(Pipeline):
     they sum to 1 over the label set). Regression returns `{"label": "sentiment", "score": value}`, the value
     always inside the processor's `value_range`.
 
-    An input is a media file path (its audio and video become features with the extractors saved in the
-    processor, exactly as in training; a missing stream is a zero-length modality), or a dict with `media`
-    and/or pre-extracted `audio` / `video` feature arrays `(frames, feature_dim)` and `text`. A list of inputs
-    is read and checked entirely before the model runs, then batched (`batch_size=`).
+    An input is a media file path (its audio and video become features with the extractors the processor
+    holds, `processor.feature_extractor` / `processor.video_processor`, exactly as in training; a missing
+    stream is a zero-length modality), or a dict with `media` and/or pre-extracted `audio` / `video` feature
+    arrays `(frames, feature_dim)` and `text`. A list of inputs is read and checked entirely before the model
+    runs, then batched (`batch_size=`).
     """
 
+    # Everything comes with the processor: its tokenizer and the extractors it holds (a checkpoint trained on
+    # features extracted elsewhere has none).
     _load_processor = True
     _load_tokenizer = False
-    # The extractors saved with the checkpoint (`preprocessor_config.json`, `video_preprocessor_config.json`),
-    # loaded when present: a checkpoint trained on features extracted elsewhere has neither.
-    _load_feature_extractor = None
-    _load_video_processor = None
+    _load_feature_extractor = False
+    _load_video_processor = False
     _load_image_processor = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in PART_MODALITIES:
+            given, held = getattr(self, name, None), getattr(self.processor, name)
+            if given is not None and given is not held:
+                raise ValueError(
+                    f"{name}= was given to the pipeline, which reads media with the processor's extractors "
+                    f"only: build the processor with it (MSEAdapterProcessor(tokenizer, {name}=...))"
+                )
+            width = getattr(self.model.config, f"{PART_MODALITIES[name]}_feature_dim")
+            check_part_width(name, held, width, "the model's config")
 
     def __call__(
         self,
@@ -153,9 +178,8 @@ class MSEAdapterPipeline(Pipeline):
         return {"text": transcript, "audio": audio, "video": video}
 
     def _extractors(self, path: str) -> tuple[Any, Any]:
-        """The checkpoint's audio feature extractor and video processor (either may be None, not both)."""
-        audio_extractor = getattr(self.processor, "feature_extractor", None) or self.feature_extractor
-        video_processor = getattr(self.processor, "video_processor", None) or self.video_processor
+        """The processor's audio feature extractor and video processor (either may be None, not both)."""
+        audio_extractor, video_processor = self.processor.feature_extractor, self.processor.video_processor
         if audio_extractor is None and video_processor is None:
             raise ValueError(
                 f"{path}: this checkpoint has no feature extractor (the adapter was trained on "

@@ -17,8 +17,10 @@ from transformers import BatchFeature, PreTrainedTokenizerBase, ProcessorMixin
 
 try:
     from .answer_constraints import AnswerSetLogitsProcessor
+    from .feature_extraction_mse_adapter import PROCESSOR_PARTS, ExtractorPartsMixin, check_part_width
     from .tasks_mse_adapter import MULTIMODAL_MARKERS, answer_index, check_task, paper_preset, task_answers
     from .validation_mse_adapter import (
+        add_placeholder_token,
         check_positive_integer,
         labels_per_sample,
         pad_features,
@@ -26,8 +28,10 @@ try:
     )
 except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
     from answer_constraints import AnswerSetLogitsProcessor
+    from feature_extraction_mse_adapter import PROCESSOR_PARTS, ExtractorPartsMixin, check_part_width
     from tasks_mse_adapter import MULTIMODAL_MARKERS, answer_index, check_task, paper_preset, task_answers
     from validation_mse_adapter import (
+        add_placeholder_token,
         check_positive_integer,
         labels_per_sample,
         pad_features,
@@ -39,10 +43,11 @@ IGNORE_INDEX = -100
 PAD_VALUES = {"input_ids": None, "attention_mask": 0, "utterance_mask": 0, "labels": IGNORE_INDEX}
 
 
-class MSEAdapterProcessor(ProcessorMixin):
+class MSEAdapterProcessor(ExtractorPartsMixin, ProcessorMixin):
     r"""
     Turns utterances, audio/video feature sequences and (for training) labels into the inputs of
-    [`MSEAdapterForCausalLM`]; owns the task: its prompt, label format and set of admissible answers.
+    [`MSEAdapterForCausalLM`]; owns the task: its prompt, label format and set of admissible answers; holds
+    the extractors that make the features from raw media, when the features come from this library.
 
     Each sample becomes `[BOS] <Multimodal> <pseudo>*n utterance </Multimodal> task_prompt [label EOS]`
     (`<多模态>` markers for `language="zh"`), left-padded. The label text follows the released format: a
@@ -51,6 +56,9 @@ class MSEAdapterProcessor(ProcessorMixin):
     Args:
         tokenizer: the backbone's tokenizer; the `<pseudo>` placeholder is added to it as a special token
             (the backbone's embedding table is never resized: the model replaces the placeholder itself).
+        feature_extractor (`MSEAdapterAudioFeatureExtractor`, *optional*) / video_processor
+            (`MSEAdapterVideoProcessor`, *optional*): raw media -> audio / video features (the pipeline reads
+            media files with them); saved in `processor_config.json`. Each declares its `feature_size`.
         num_pseudo_tokens (`int`, defaults to 4): placeholders per sample (the config's `num_pseudo_tokens`).
         task (`str`, defaults to `"regression"`): `"regression"` (sentiment intensity) or `"classification"`.
         label_names (`list[str]`, *optional*): class names, required for classification.
@@ -62,7 +70,8 @@ class MSEAdapterProcessor(ProcessorMixin):
         metric_set (`str`, *optional*): metrics that score the task (`tasks_mse_adapter.METRIC_SETS`):
             `"mosei"` (default of regression) or `"sims"`; `"erc"` for classification.
         audio_feature_dim / video_feature_dim (`int`, *optional*): expected feature widths, checked on every
-            call; when omitted, the samples of a batch only need to agree with each other.
+            call; the extractor's width when there is one (a different value is an error naming both); when
+            omitted without an extractor, the samples of a batch only need to agree with each other.
         pseudo_token (`str`, defaults to `"<pseudo>"`): the placeholder string.
 
     Missing modalities: `audio=None` (or a `None` / zero-frame entry for one sample) gives length 0, which the
@@ -72,6 +81,8 @@ class MSEAdapterProcessor(ProcessorMixin):
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase | None = None,
+        feature_extractor: Any = None,
+        video_processor: Any = None,
         num_pseudo_tokens: int = 4,
         task: str = "regression",
         label_names: list[str] | None = None,
@@ -86,22 +97,25 @@ class MSEAdapterProcessor(ProcessorMixin):
     ):
         if not isinstance(tokenizer, PreTrainedTokenizerBase):
             raise TypeError(f"tokenizer must be a transformers tokenizer, got {type(tokenizer).__name__}")
-        super().__init__(tokenizer, **kwargs)
+        super().__init__(tokenizer, feature_extractor, video_processor, **kwargs)
         check_positive_integer("num_pseudo_tokens", num_pseudo_tokens)
         for name, dim in (("audio_feature_dim", audio_feature_dim), ("video_feature_dim", video_feature_dim)):
             if dim is not None:
                 check_positive_integer(name, dim)
+        widths = {
+            name: check_part_width(name, getattr(self, name), width, type(self).__name__)
+            for name, width in zip(PROCESSOR_PARTS, (audio_feature_dim, video_feature_dim), strict=True)
+        }
         # task, label_names, value_range, task_prompt, language, metric_set: checked, defaults filled in.
         for name, value in check_task(
             task, label_names, value_range, task_prompt, language, metric_set
         ).items():
             setattr(self, name, value)
         self.num_pseudo_tokens = num_pseudo_tokens
-        self.audio_feature_dim = audio_feature_dim
-        self.video_feature_dim = video_feature_dim
+        self.audio_feature_dim, self.video_feature_dim = widths.values()
         self.pseudo_token = pseudo_token
         self._answers = task_answers(self.task, self.label_names, self.value_range)
-        self.pseudo_token_id = self._add_pseudo_token()
+        self.pseudo_token_id = add_placeholder_token(tokenizer, pseudo_token)
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer needs an eos_token: it ends every label so that generation stops")
         open_marker, close_marker = MULTIMODAL_MARKERS[self.language]
@@ -143,20 +157,6 @@ class MSEAdapterProcessor(ProcessorMixin):
     def _encode(self, text: str) -> list[int]:
         # Long utterances are truncated here, not by the tokenizer: its length warning would be misleading.
         return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-
-    def _add_pseudo_token(self) -> int:
-        if self.pseudo_token not in self.tokenizer.get_vocab():
-            self.tokenizer.add_special_tokens(
-                {"extra_special_tokens": [self.pseudo_token]}, replace_extra_special_tokens=False
-            )
-        pseudo_token_id = self.tokenizer.convert_tokens_to_ids(self.pseudo_token)
-        encoded = self._encode(self.pseudo_token)
-        if pseudo_token_id is None or encoded != [pseudo_token_id]:
-            raise ValueError(
-                f"the tokenizer cannot hold the placeholder {self.pseudo_token!r} as one token: expected "
-                f"[{pseudo_token_id}], got {encoded}"
-            )
-        return pseudo_token_id
 
     def __call__(
         self,

@@ -312,3 +312,18 @@ def labels_per_sample(labels: Any, single_sample: bool) -> list[Any]:
     if single_sample:
         return [labels]
     raise TypeError(f"labels must be a list with one label per text, got {describe_value(labels)}")
+
+
+def add_placeholder_token(tokenizer: Any, token: str) -> int:
+    """Add `token` to `tokenizer` as a special token (when new) and return its id; a ValueError when the
+    tokenizer cannot encode it as that one token."""
+    if token not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"extra_special_tokens": [token]}, replace_extra_special_tokens=False)
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    encoded = tokenizer(token, add_special_tokens=False, verbose=False)["input_ids"]
+    if token_id is None or encoded != [token_id]:
+        raise ValueError(
+            f"the tokenizer cannot hold the placeholder {token!r} as one token: expected [{token_id}], "
+            f"got {encoded}"
+        )
+    return token_id

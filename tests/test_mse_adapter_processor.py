@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import build_tiny_tokenizer
+from media_fixtures import save_tiny_vision_encoder, write_clip
 from transformers import AutoProcessor
 
+from feature_extraction_mse_adapter import MSEAdapterAudioFeatureExtractor, MSEAdapterVideoProcessor
 from processing_mse_adapter import IGNORE_INDEX, MSEAdapterProcessor
 
 LABELS = ["negative", "neutral", "positive"]
@@ -309,3 +311,42 @@ def test_declared_feature_widths_are_validated_like_the_config(tokenizer):
         MSEAdapterProcessor(tokenizer, audio_feature_dim="6")
     with pytest.raises(ValueError, match=r"^video_feature_dim must be a positive integer, got 0$"):
         MSEAdapterProcessor(tokenizer, video_feature_dim=0)
+
+
+def test_extractors_are_parts_saved_and_restored_with_the_processor(tmp_path, tokenizer):
+    audio = MSEAdapterAudioFeatureExtractor("egemaps", pool_windows=3)
+    audio.fit_standardization([audio.extract_frames(np.sin(np.arange(16_000) / 9.0), 16_000)])
+    video = MSEAdapterVideoProcessor(str(save_tiny_vision_encoder(tmp_path / "vit")), fps=4, crop_face=False)
+    processor = MSEAdapterProcessor(
+        tokenizer, feature_extractor=audio, video_processor=video, task="classification", label_names=LABELS
+    )
+    # The widths are the extractors' own (eGeMAPS: 25; the tiny ViT: 16).
+    assert (processor.audio_feature_dim, processor.video_feature_dim) == (25, 16)
+    processor.save_pretrained(tmp_path / "saved")
+    clip = write_clip(tmp_path / "clip.mp4", frequency=300.0)
+    for reloaded in (
+        AutoProcessor.from_pretrained(tmp_path / "saved", trust_remote_code=True),
+        MSEAdapterProcessor.from_pretrained(tmp_path / "saved"),
+    ):
+        assert reloaded.feature_extractor.to_dict() == audio.to_dict()
+        assert reloaded.video_processor.to_dict() == video.to_dict()
+        assert (reloaded.audio_feature_dim, reloaded.video_feature_dim) == (25, 16)
+        for mine, theirs in ((audio, reloaded.feature_extractor), (video, reloaded.video_processor)):
+            name = mine.model_input_names[0]
+            np.testing.assert_array_equal(mine(str(clip))[name][0], theirs(str(clip))[name][0])
+
+
+def test_a_processor_without_extractors_restores_without_them(tmp_path, tokenizer):
+    classification_processor(tokenizer).save_pretrained(tmp_path)
+    reloaded = AutoProcessor.from_pretrained(tmp_path, trust_remote_code=True)
+    assert reloaded.feature_extractor is None and reloaded.video_processor is None
+    assert (reloaded.audio_feature_dim, reloaded.video_feature_dim) == (6, 4)
+
+
+def test_an_extractor_of_another_width_is_refused_naming_both(tokenizer):
+    with pytest.raises(
+        ValueError,
+        match=r"^MSEAdapterProcessor has audio_feature_dim=6, but the feature_extractor "
+        r"\(MSEAdapterAudioFeatureExtractor\) makes 65-wide audio features; the two must be equal$",
+    ):
+        classification_processor(tokenizer, feature_extractor=MSEAdapterAudioFeatureExtractor("compare"))

@@ -4,23 +4,16 @@ process in another directory runs `pipeline(model=folder, trust_remote_code=True
 
 from __future__ import annotations
 
-import fractions
 import json
 import textwrap
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 from conftest import build_tiny_tokenizer, run_in_fresh_process
-from transformers import (
-    AutoModelForCausalLM,
-    CLIPImageProcessor,
-    CLIPVisionConfig,
-    CLIPVisionModel,
-    pipeline,
-)
+from media_fixtures import save_tiny_vision_encoder, write_clip
+from transformers import AutoModelForCausalLM, pipeline
 
 from feature_extraction_mse_adapter import MSEAdapterAudioFeatureExtractor, MSEAdapterVideoProcessor
 from modeling_mse_adapter import MSEAdapterForCausalLM
@@ -28,74 +21,6 @@ from pipeline_mse_adapter import PIPELINE_TASK, MSEAdapterPipeline
 from processing_mse_adapter import MSEAdapterProcessor
 
 LABELS = ["low", "high"]
-
-
-def write_clip(
-    path: Path,
-    frequency: float = 220.0,
-    seconds: float = 1.0,
-    audio: bool = True,
-    video: bool = True,
-    silent: bool = False,
-    sampling_rate: int = 16_000,
-    fps: int = 8,
-    size: int = 32,
-    brightness: int = 0,
-) -> Path:
-    """An MP4 (mpeg4 video and/or AAC audio) or M4A: a sine tone at `frequency` Hz (zeros when `silent`) and
-    frames of one shade that drifts with time."""
-    with av.open(str(path), "w") as container:
-        video_stream = audio_stream = None
-        if video:
-            video_stream = container.add_stream("mpeg4", rate=fps)
-            video_stream.width = video_stream.height = size
-            video_stream.pix_fmt = "yuv420p"
-        if audio:
-            audio_stream = container.add_stream("aac", rate=sampling_rate)
-            audio_stream.layout = "mono"
-        if video_stream is not None:
-            for index in range(int(seconds * fps)):
-                shade = (brightness + 16 * index) % 256
-                image = np.full((size, size, 3), shade, dtype=np.uint8)
-                for packet in video_stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                    container.mux(packet)
-            for packet in video_stream.encode():
-                container.mux(packet)
-        if audio_stream is not None:
-            time = np.arange(int(seconds * sampling_rate)) / sampling_rate
-            wave = np.zeros_like(time) if silent else 0.5 * np.sin(2 * np.pi * frequency * time)
-            wave = wave.astype(np.float32)
-            for start in range(0, len(wave), 1024):
-                frame = av.AudioFrame.from_ndarray(
-                    wave[None, start : start + 1024], format="flt", layout="mono"
-                )
-                frame.sample_rate = sampling_rate
-                frame.pts = start
-                frame.time_base = fractions.Fraction(1, sampling_rate)
-                for packet in audio_stream.encode(frame):
-                    container.mux(packet)
-            for packet in audio_stream.encode():
-                container.mux(packet)
-    return path
-
-
-def save_tiny_vision_encoder(folder: Path) -> Path:
-    """A seeded 1-layer CLIP vision tower (width 16) with its image processor: every weight is saved, so the
-    frame features are the same in every process."""
-    config = CLIPVisionConfig(
-        image_size=32,
-        patch_size=16,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-    )
-    torch.manual_seed(0)
-    CLIPVisionModel(config).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        folder
-    )
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +41,8 @@ def parts(tmp_path_factory, tiny_lm_factory):
 
 
 def build(parts, task="classification", audio=True, video=True, max_seconds=600.0):
-    """A tiny MSE-Adapter, its processor and extractors (egemaps in 4 windows, a 16-wide ViT at 4 fps)."""
+    """A tiny MSE-Adapter and its processor holding the extractors (egemaps in 4 windows, a 16-wide ViT at 4
+    fps); the extractors are returned too (None when left out)."""
     backbone_dir, vit_dir, _ = parts
     extractors = {
         "feature_extractor": MSEAdapterAudioFeatureExtractor(
@@ -136,7 +62,7 @@ def build(parts, task="classification", audio=True, video=True, max_seconds=600.
         else {"task": "regression", "value_range": (-1.0, 1.0)}
     )
     processor = MSEAdapterProcessor(
-        build_tiny_tokenizer(), audio_feature_dim=25, video_feature_dim=16, **task_fields
+        build_tiny_tokenizer(), **extractors, audio_feature_dim=25, video_feature_dim=16, **task_fields
     )
     torch.manual_seed(0)
     model = MSEAdapterForCausalLM.from_language_model(
@@ -147,7 +73,7 @@ def build(parts, task="classification", audio=True, video=True, max_seconds=600.
 
 def make_pipeline(parts, **build_kwargs) -> tuple[MSEAdapterPipeline, dict]:
     model, processor, extractors = build(parts, **build_kwargs)
-    return pipeline(PIPELINE_TASK, model=model, processor=processor, **extractors), extractors
+    return pipeline(PIPELINE_TASK, model=model, processor=processor), extractors
 
 
 def features_of(extractors: dict, clip: Path) -> dict:
@@ -160,8 +86,24 @@ def features_of(extractors: dict, clip: Path) -> dict:
 
 
 def test_registered_task_builds_the_pipeline_in_process(parts):
-    classifier, _ = make_pipeline(parts)
+    classifier, extractors = make_pipeline(parts)
     assert isinstance(classifier, MSEAdapterPipeline)
+    assert classifier.processor.feature_extractor is extractors["feature_extractor"]
+    assert classifier.processor.video_processor is extractors["video_processor"]
+
+
+def test_extractors_come_with_the_processor_and_match_the_model(parts):
+    model, processor, _ = build(parts)
+    another = MSEAdapterAudioFeatureExtractor("egemaps")
+    with pytest.raises(ValueError, match=r"feature_extractor= was given to the pipeline, which reads media"):
+        pipeline(PIPELINE_TASK, model=model, processor=processor, feature_extractor=another)
+    model.config.audio_feature_dim = 24  # the extractor makes 25-wide features
+    with pytest.raises(
+        ValueError,
+        match=r"^the model's config has audio_feature_dim=24, but the feature_extractor "
+        r"\(MSEAdapterAudioFeatureExtractor\) makes 25-wide audio features",
+    ):
+        pipeline(PIPELINE_TASK, model=model, processor=processor)
 
 
 def test_class_scores_are_the_models_answer_probabilities(parts):
@@ -379,9 +321,10 @@ def test_saved_folder_runs_as_a_pipeline_in_a_fresh_process(parts, tmp_path):
     folder, elsewhere = tmp_path / "checkpoint", tmp_path / "elsewhere"
     elsewhere.mkdir()
     model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    for extractor in extractors.values():
-        extractor.save_pretrained(folder)
+    processor.save_pretrained(folder)  # with its extractors, in processor_config.json
+    saved_parts = json.loads((folder / "processor_config.json").read_text())
+    for name, extractor in extractors.items():
+        assert {**saved_parts[name], "auto_map": None} == {**extractor.to_dict(), "auto_map": None}
     config = json.loads((folder / "config.json").read_text())
     assert config["custom_pipelines"] == {
         PIPELINE_TASK: {
@@ -397,7 +340,7 @@ def test_saved_folder_runs_as_a_pipeline_in_a_fresh_process(parts, tmp_path):
         {"path": str(parts[2] / "low.mp4"), "text": "I love this movie"},
         {"path": str(parts[2] / "audio_only.m4a"), "text": "this is terrible"},
     ]
-    expected = pipeline(PIPELINE_TASK, model=model, processor=processor, **extractors)(
+    expected = pipeline(PIPELINE_TASK, model=model, processor=processor)(
         [clip["path"] for clip in clips], text=[clip["text"] for clip in clips], top_k=None
     )
     stdout = run_in_fresh_process(["-c", FRESH_PROCESS, str(folder), json.dumps(clips)], elsewhere)
