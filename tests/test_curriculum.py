@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import Trainer, TrainingArguments
 
+from m2se.emt.stage import Stage
 from m2se.training.curriculum import build_curriculum
 from m2se.training.loss import TaskAwareLoss
-from m2se.training.recipes import StageRecipe
 from trainer_callbacks import CURRICULUM_FILE, M2SECurriculumCallback, StageWarmupCosine
 
 TASKS = ["msa", "er", "fer"]
@@ -121,8 +121,8 @@ def test_difficulty_weighting_scales_each_samples_loss(tiny_lm_factory, tiny_tok
 def test_build_curriculum_lays_out_stages_and_counts_samples():
     pools = toy_pools({"msa": 40, "er": 40, "fer": 40})
     stages = [
-        StageRecipe(name="one", rates={"msa": 0.5, "er": 0.1, "fer": 0.4}, epochs=2, budget=20),
-        StageRecipe(name="two", rates={"msa": 0.1, "er": 0.9}, epochs=1),
+        Stage(name="one", rates={"msa": 0.5, "er": 0.1, "fer": 0.4}, epochs=2, budget=20),
+        Stage(name="two", rates={"msa": 0.1, "er": 0.9}, epochs=1),
     ]
     plan = build_curriculum(pools, stages, global_batch_size=8, seed=3)
     one, two = plan.stages
@@ -143,8 +143,8 @@ def test_build_curriculum_lays_out_stages_and_counts_samples():
 def test_max_steps_cuts_the_curriculum_in_order_and_unpinned_stages_take_the_epochs():
     pools = toy_pools({"msa": 40, "er": 40, "fer": 40})
     stages = [
-        StageRecipe(name="one", rates={"msa": 0.5, "er": 0.1, "fer": 0.4}, budget=16),  # 2 steps per epoch
-        StageRecipe(name="two", rates={"msa": 0.1, "er": 0.9}, epochs=1, budget=16),
+        Stage(name="one", rates={"msa": 0.5, "er": 0.1, "fer": 0.4}, budget=16),  # 2 steps per epoch
+        Stage(name="two", rates={"msa": 0.1, "er": 0.9}, epochs=1, budget=16),
     ]
     full = build_curriculum(pools, stages, global_batch_size=8, seed=3, epochs=3)
     layout = [(stage.epochs, stage.start_step, stage.end_step) for stage in full.stages]
@@ -170,8 +170,8 @@ def test_max_steps_cuts_the_curriculum_in_order_and_unpinned_stages_take_the_epo
 def test_build_curriculum_rejects_a_stage_without_data():
     pools = toy_pools({"msa": 4})
     with pytest.raises(ValueError, match=r"samples task\(s\) \['er'\] but the data has none"):
-        build_curriculum(pools, [StageRecipe(name="s", rates={"er": 1.0})], global_batch_size=2, seed=0)
-    stages = [StageRecipe(name="first", rates={"msa": 1.0}), StageRecipe(name="second", rates={"msa": 1.0})]
+        build_curriculum(pools, [Stage(name="s", rates={"er": 1.0})], global_batch_size=2, seed=0)
+    stages = [Stage(name="first", rates={"msa": 1.0}), Stage(name="second", rates={"msa": 1.0})]
     with pytest.raises(ValueError, match="stage 'second' has no data"):
         build_curriculum(pools, stages, global_batch_size=2, seed=0)
 
@@ -179,8 +179,8 @@ def test_build_curriculum_rejects_a_stage_without_data():
 def run_toy_curriculum(tmp_path, tiny_lm_factory, tiny_tokenizer, max_steps=None):
     pools = toy_pools({"msa": 16, "er": 16, "fer": 16})
     stages = [
-        StageRecipe(name="one", rates={"msa": 0.5, "fer": 0.5}, epochs=1, budget=16),
-        StageRecipe(name="two", rates={"msa": 0.25, "er": 1.0}, epochs=1, budget=16),
+        Stage(name="one", rates={"msa": 0.5, "fer": 0.5}, epochs=1, budget=16),
+        Stage(name="two", rates={"msa": 0.25, "er": 1.0}, epochs=1, budget=16),
     ]
     plan = build_curriculum(pools, stages, global_batch_size=4, seed=0)
     model = tiny_lm_factory("llama")
@@ -246,6 +246,6 @@ def test_callback_state_round_trip_and_mismatch(tmp_path, tiny_lm_factory, tiny_
     fresh = M2SECurriculumCallback(plan.stages, TaskAwareLoss(TASKS))
     fresh.load_state(saved)
     assert fresh.loss.loss_ema == callback.loss.loss_ema
-    other = build_curriculum(toy_pools({"msa": 8}), [StageRecipe(name="x", rates={"msa": 1.0})], 4, 0)
+    other = build_curriculum(toy_pools({"msa": 8}), [Stage(name="x", rates={"msa": 1.0})], 4, 0)
     with pytest.raises(ValueError, match="resume with the same recipe"):
         M2SECurriculumCallback(other.stages, TaskAwareLoss(TASKS)).load_state(saved)

@@ -13,7 +13,8 @@ import yaml
 import m2se
 from m2se.data import emt_dataset, load_emt
 from m2se.emt.__main__ import main as emt_cli
-from m2se.emt.mix import StageSpec, build_stage, load_stage, mix_stage
+from m2se.emt.mix import build_stage, load_stage, mix_stage
+from m2se.emt.stage import Stage
 
 RESOURCES = Path(m2se.__file__).parent / "resources"
 
@@ -93,12 +94,26 @@ def test_task_column_is_set_from_the_pool():
 @pytest.mark.parametrize(
     ("rates", "budget", "message"),
     [
-        ({"msa": 1.5, "er": 1, "fer": 1}, None, "rate of 'msa' must be a number in \\[0, 1\\], got 1.5"),
-        ({"msa": "high", "er": 1, "fer": 1}, None, "rate of 'msa' must be a number"),
-        ({"msa": 1, "er": 1, "sarcasm": 1}, None, "unknown task 'sarcasm'"),
+        (
+            {"msa": 1.5, "er": 1, "fer": 1},
+            None,
+            r"rates\.msa: expected a number in \[0, 1\] \(the fraction of the task's remaining pool\), got "
+            r"float 1\.5",
+        ),
+        ({"msa": "high", "er": 1, "fer": 1}, None, r"rates\.msa: expected a number in .* got str 'high'"),
+        (
+            {"msa": 1, "er": 1, "sarcasm": 1},
+            None,
+            r"rates\.sarcasm: unknown task 'sarcasm'; expected one of \['msa', 'er', 'fer', 'eri', 'ecpe'\]",
+        ),
         ({"msa": 1, "er": 1}, None, "must name the same tasks"),
-        ({"msa": 1, "er": 1, "fer": 1}, 0, "budget must be a positive int or null, got 0"),
-        ({}, None, "'rates' must be a non-empty mapping"),
+        ({"msa": 0, "er": 0, "fer": 0}, None, "rates: at least one rate must be positive"),
+        (
+            {"msa": 1, "er": 1, "fer": 1},
+            0,
+            r"budget: expected a positive int \(a number of samples\) or null, got int 0",
+        ),
+        ({}, None, r"rates: expected a non-empty mapping EMT task -> rate, got dict \{\}"),
     ],
 )
 def test_mix_stage_bad_arguments(pools, rates, budget, message):
@@ -130,14 +145,26 @@ def test_shipped_stages_match_the_paper():
     [
         ({"name": "s", "rates": {"msa": 1.0}, "budgett": 3}, r"unknown keys \['budgett'\]"),
         ({"name": "s"}, "a stage needs 'rates'"),
-        ({"rates": {"msa": -0.1}}, "rate of 'msa' must be a number in"),
+        (
+            {"rates": {"msa": -0.1}},
+            r"stage\.yaml: rates\.msa: expected a number in \[0, 1\].* got float -0\.1",
+        ),
         (
             {"rates": {"msa": 1.0}, "data": {"er": "er.jsonl"}},
-            r"data given for tasks \['er'\] that have no rate",
+            r"stage\.yaml: data: given for tasks \['er'\] that have no rate",
         ),
-        ({"rates": {"msa": 1.0}, "budget": "many"}, "budget must be a positive int or null, got 'many'"),
-        ({"rates": {"msa": 1.0}, "data": {"msa": [1]}}, "expected a path or a list of paths"),
-        ({"rates": {"msa": 1.0}, "seed": 1.5}, "seed must be an int"),
+        (
+            {"rates": {"msa": 1.0}, "budget": "many"},
+            r"stage\.yaml: budget: expected a positive int \(a number of samples\) or null, got str 'many'",
+        ),
+        (
+            {"rates": {"msa": 1.0}, "data": {"msa": [1]}},
+            r"stage\.yaml: data\.msa: expected a path or a list of paths, got list \[1\]",
+        ),
+        ({"rates": {"msa": 1.0}, "seed": 1.5}, r"stage\.yaml: seed: expected an int or null, got float 1\.5"),
+        ({"rates": {"msa": 1.0}, "name": 3}, r"stage\.yaml: name: expected a string, got int 3"),
+        # The number of epochs is a training setting (a recipe's stages.N.epochs); `mix` draws one set.
+        ({"rates": {"msa": 1.0}, "epochs": 2}, r"unknown keys \['epochs'\]"),
         (["rates"], "must be a YAML mapping, got list"),
     ],
 )
@@ -172,7 +199,7 @@ def test_build_stage_filters_tasks_and_cli_chains_two_stages(tmp_path, capsys):
                     json.dumps({"id": f"{task}/m/{i}", "task": task, "query": "q", "response": "r"}) + "\n"
                 )
     fer = _write_records(tmp_path / "fer.jsonl", None, 20, "fer/x")
-    spec = StageSpec(
+    spec = Stage(
         name="s1",
         rates={"er": 0.5, "msa": 1.0, "fer": 1.0},
         budget=40,

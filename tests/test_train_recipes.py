@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,10 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 
-from m2se.training.recipes import RECIPES_DIR, TASKS, available_recipes, load_recipe
+from m2se.emt.mix import load_stage
+from m2se.emt.stage import Stage
+from m2se.emt.templates import EMT_TASKS
+from m2se.training.recipes import RECIPES_DIR, available_recipes, load_recipe, recipe_to_dict
 
 BUNDLED = {
     "demo",
@@ -42,7 +46,7 @@ def test_every_bundled_recipe_parses():
     for name in BUNDLED:
         recipe = load_recipe(name, check_paths=False)
         assert recipe.name == name
-        assert set(recipe.tasks) <= set(TASKS)
+        assert set(recipe.tasks) <= set(EMT_TASKS)
 
 
 def test_paper_recipes_carry_the_released_hyper_parameters():
@@ -69,6 +73,28 @@ def test_paper_recipes_carry_the_released_hyper_parameters():
     assert (m2se.model.lora["r"], m2se.model.lora["alpha"], m2se.training["learning_rate"]) == (8, 32, 1e-5)
 
 
+def test_recipe_stages_and_stage_files_are_one_type():
+    # The paper's curriculum as a training recipe and as the stage files of `python -m m2se.emt mix`: the same
+    # type, the same rates and budgets.
+    recipe_stages = load_recipe("emoverse_m2se", check_paths=False).stages
+    files = [load_stage(REPO_ROOT / "m2se" / "resources" / f"stage{n}.yaml") for n in (1, 2)]
+    assert all(isinstance(stage, Stage) for stage in [*recipe_stages, *files])
+    assert [(s.rates, s.budget) for s in recipe_stages] == [(s.rates, s.budget) for s in files]
+    # Built directly, a stage is checked as in a recipe or a file.
+    with pytest.raises(ValueError, match=r"^epochs: expected a positive int or null, got int 0$"):
+        Stage(name="s", rates={"msa": 1.0}, epochs=0)
+    # The run file compares the recipe on resume after a JSON round trip: plain data, without file fields.
+    saved = recipe_to_dict(load_recipe("tiny_emoverse_m2se"))
+    assert json.loads(json.dumps(saved)) == saved
+    assert saved["stages"][0] == {
+        "name": "multitask_pretraining",
+        "rates": {"msa": 1.0, "er": 0.2, "fer": 1.0},
+        "budget": 32,
+        "epochs": None,
+        "description": "",
+    }
+
+
 def test_paper_recipes_check_their_data_paths():
     with pytest.raises(FileNotFoundError, match=r"unaligned_50\.pkl"):
         load_recipe("mse_adapter_mosei")
@@ -84,12 +110,35 @@ def test_overrides_reach_nested_values_and_parse_yaml_scalars():
 @pytest.mark.parametrize(
     ("override", "error", "message"),
     [
-        ("stages.0.rates.fer=-0.1", ValueError, r"in \[0, 1\]; got \{'fer': -0.1\}"),
-        ("stages.0.rates.fer=1.5", ValueError, r"in \[0, 1\]; got \{'fer': 1.5\}"),
-        ("stages.0.rates={msa: 0, er: 0}", ValueError, "at least one rate must be positive"),
-        ("stages.0.rates.happiness=0.2", ValueError, r"unknown task\(s\) \['happiness'\]"),
+        (
+            "stages.0.rates.fer=-0.1",
+            ValueError,
+            r"stages\.0\.rates\.fer: expected a number in \[0, 1\] \(the fraction of the task's remaining "
+            r"pool\), got float -0\.1",
+        ),
+        (
+            "stages.0.rates.fer=1.5",
+            ValueError,
+            r"stages\.0\.rates\.fer: expected a number in \[0, 1\].* 1\.5",
+        ),
+        (
+            "stages.0.rates={msa: 0, er: 0}",
+            ValueError,
+            r"stages\.0\.rates: at least one rate must be positive",
+        ),
+        (
+            "stages.0.rates.happiness=0.2",
+            ValueError,
+            r"stages\.0\.rates\.happiness: unknown task 'happiness'; expected one of \['msa', 'er'",
+        ),
         ("stages.0.epochs=two", TypeError, "stages.0.epochs: expected int, got str 'two'"),
+        ("stages.0.epochs=0", ValueError, r"stages\.0\.epochs: expected a positive int or null, got int 0"),
         ("stages.0.budget=true", TypeError, "expected int, got bool"),
+        ("stages.1.budget=0", ValueError, r"stages\.1\.budget: expected a positive int .* got int 0"),
+        # A recipe's stages draw from its `data` section with the run's seed: stage-file fields are refused.
+        ("stages.1.seed=3", ValueError, r"stages\.1\.seed: a recipe stage draws from the recipe's data"),
+        ("stages.0.exclude=[a.jsonl]", ValueError, r"stages\.0\.exclude: .* got \('a\.jsonl',\)"),
+        ("stages.0.data={msa: 3}", ValueError, r"stages\.0\.data\.msa: expected a path or a list of paths"),
         ("model.kind=llava", ValueError, "model.kind: expected one of"),
         ("learning_rate=0.1", ValueError, r"unknown field\(s\) \['learning_rate'\]"),
         ("stages=[]", ValueError, "at least one stage"),

@@ -15,11 +15,12 @@ How a stage is drawn (``mix_stage``), in this order:
    ``(seed, task name)``: changing one task's pool never changes another task's draw. The mixture is then
    shuffled with ``seed``.
 
-A stage file (YAML) is data, e.g. ``m2se/resources/stage1.yaml``::
+A stage file (YAML) is a ``m2se.emt.stage.Stage`` (the type of a recipe's stages too) as data, e.g.
+``m2se/resources/stage1.yaml``::
 
-    name: stage1
+    name: stage1               # default: the file name without .yaml
     budget: 15000              # or null: no cap
-    seed: 42
+    seed: 42                   # default 0
     rates: {msa: 1.0, fer: 1.0, er: 0.2}
     data:                      # task -> EMT files (JSON/JSONL); relative paths are from the working directory
       msa: [emt/mosei_msa_train.jsonl]
@@ -36,9 +37,8 @@ import math
 import os
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
 import datasets
 import numpy as np
@@ -47,114 +47,31 @@ import yaml
 from datasets.table import InMemoryTable
 
 from m2se.data.emt import load_emt
-from m2se.emt.templates import EMT_TASKS
+from m2se.emt.stage import RECIPE_ONLY_FIELDS, Stage, check_budget, check_rates
 
 logger = logging.getLogger(__name__)
 
-_STAGE_KEYS = {"name", "description", "seed", "budget", "rates", "data", "exclude"}
 
-
-@dataclass(frozen=True)
-class StageSpec:
-    """A stage: ``rates`` per task, optional ``budget``, ``data`` files per task, ``exclude`` files."""
-
-    name: str
-    rates: dict[str, float]
-    budget: int | None = None
-    seed: int = 0
-    data: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    exclude: tuple[str, ...] = ()
-    description: str = ""
-
-    def with_overrides(
-        self,
-        *,
-        data: Mapping[str, Iterable[str]] | None = None,
-        exclude: Iterable[str] | None = None,
-        budget: int | None = None,
-        seed: int | None = None,
-    ) -> StageSpec:
-        """A copy with some tasks' files, the exclude files, the budget or the seed replaced."""
-        merged = dict(self.data)
-        for task, paths in (data or {}).items():
-            merged[task] = tuple(paths)
-        spec = replace(
-            self,
-            data=merged,
-            exclude=tuple(exclude) if exclude is not None else self.exclude,
-            budget=budget if budget is not None else self.budget,
-            seed=seed if seed is not None else self.seed,
-        )
-        _validate_spec(spec, f"stage {self.name!r}")
-        return spec
-
-
-def _validate_rates(rates: Any, where: str) -> dict[str, float]:
-    if not isinstance(rates, Mapping) or not rates:
-        raise ValueError(f"{where}: 'rates' must be a non-empty mapping task -> rate, got {rates!r}")
-    checked = {}
-    for task, rate in rates.items():
-        if task not in EMT_TASKS:
-            raise ValueError(f"{where}: unknown task {task!r} in rates; expected one of {list(EMT_TASKS)}")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-            raise ValueError(f"{where}: rate of {task!r} must be a number in [0, 1], got {rate!r}")
-        checked[task] = float(rate)
-    return checked
-
-
-def _validate_budget(budget: Any, where: str) -> int | None:
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-        raise ValueError(f"{where}: budget must be a positive int or null, got {budget!r}")
-    return budget
-
-
-def _validate_spec(spec: StageSpec, where: str) -> None:
-    _validate_rates(spec.rates, where)
-    _validate_budget(spec.budget, where)
-    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int):
-        raise ValueError(f"{where}: seed must be an int, got {spec.seed!r}")
-    extra = sorted(set(spec.data) - set(spec.rates))
-    if extra:
-        raise ValueError(
-            f"{where}: data given for tasks {extra} that have no rate; rates: {sorted(spec.rates)}"
-        )
-
-
-def _path_list(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise ValueError(f"{where}: expected a path or a list of paths, got {value!r}")
-
-
-def load_stage(path: str | os.PathLike) -> StageSpec:
-    """Read and validate a stage YAML file (format in the module docstring)."""
+def load_stage(path: str | os.PathLike) -> Stage:
+    """Read a stage YAML file (format in the module docstring) into a checked ``Stage``; errors name the
+    file and the field."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"stage file not found: {path}")
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a stage file must be a YAML mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - _STAGE_KEYS)
+    keys = sorted({f.name for f in fields(Stage)} - set(RECIPE_ONLY_FIELDS))
+    unknown = sorted(set(raw) - set(keys))
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; expected a subset of {sorted(_STAGE_KEYS)}")
+        raise ValueError(f"{path}: unknown keys {unknown}; expected some of {keys}")
     if "rates" not in raw:
         raise ValueError(f"{path}: a stage needs 'rates' (task -> fraction of its pool)")
-    data = raw.get("data") or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: 'data' must map task -> EMT file(s), got {data!r}")
-    spec = StageSpec(
-        name=str(raw.get("name", path.stem)),
-        rates=_validate_rates(raw["rates"], str(path)),
-        budget=raw.get("budget"),
-        seed=raw.get("seed", 0),
-        data={task: _path_list(paths, f"{path} data.{task}") for task, paths in data.items()},
-        exclude=_path_list(raw.get("exclude") or [], f"{path} exclude"),
-        description=str(raw.get("description", "")),
-    )
-    _validate_spec(spec, str(path))
-    return spec
+    raw = {"name": path.stem, **raw}
+    try:
+        return Stage(**{key: value for key, value in raw.items() if value is not None})
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def _task_generator(seed: int, task: str) -> np.random.Generator:
@@ -182,8 +99,8 @@ def mix_stage(
 ) -> tuple[datasets.Dataset, dict[str, int]]:
     """Draw a stage mixture (rules in the module docstring); returns it with a ``task`` column and the
     realised count per task."""
-    rates = _validate_rates(rates, "mix_stage")
-    budget = _validate_budget(budget, "mix_stage")
+    rates = check_rates(rates)
+    budget = check_budget(budget)
     if set(pools) != set(rates):
         raise ValueError(
             f"mix_stage: pools {sorted(pools)} and rates {sorted(rates)} must name the same tasks"
@@ -223,7 +140,7 @@ def mix_stage(
     return mixture, dict(counts)
 
 
-def build_stage(spec: StageSpec) -> tuple[datasets.Dataset, dict[str, int]]:
+def build_stage(spec: Stage) -> tuple[datasets.Dataset, dict[str, int]]:
     """Load the stage's EMT files (each pool filtered to its task), the excluded ids, and ``mix_stage``."""
     missing = [task for task in spec.rates if not spec.data.get(task)]
     if missing:
@@ -236,4 +153,4 @@ def build_stage(spec: StageSpec) -> tuple[datasets.Dataset, dict[str, int]]:
             raise ValueError(f"stage {spec.name!r}: no {task!r} record in {list(spec.data[task])}")
         pools[task] = pool
     exclude_ids = set(load_emt(list(spec.exclude))[:]["id"]) if spec.exclude else set()
-    return mix_stage(pools, spec.rates, spec.budget, spec.seed, exclude_ids)
+    return mix_stage(pools, spec.rates, spec.budget, 0 if spec.seed is None else spec.seed, exclude_ids)

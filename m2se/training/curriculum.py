@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 
-from m2se.training.recipes import StageRecipe
+from m2se.emt.mix import mix_stage
+from m2se.emt.stage import Stage
 
 
 @dataclass
@@ -60,7 +61,7 @@ class CurriculumPlan:
 
 def build_curriculum(
     pools: dict[str, datasets.Dataset],
-    stages: list[StageRecipe],
+    stages: list[Stage],
     global_batch_size: int,
     seed: int,
     *,
@@ -71,13 +72,11 @@ def build_curriculum(
     epochs.
 
     Args:
-        epochs: the number of epochs of a stage that does not pin its own (``StageRecipe.epochs`` None).
+        epochs: the number of epochs of a stage that does not pin its own (``Stage.epochs`` None).
         max_steps: cap on the optimizer steps of the whole curriculum (None: no cap).
 
     Raises ValueError when a stage samples a task that has no pool, or when a stage ends up with no samples.
     """
-    from m2se.emt.mix import mix_stage
-
     if global_batch_size < 1:
         raise ValueError(f"global_batch_size must be >= 1, got {global_batch_size}")
     if max_steps is not None and max_steps < 1:

@@ -22,12 +22,13 @@ from typing import Any
 
 import yaml
 
-from m2se.emt.templates import EMT_TASKS as TASKS
+from m2se.emt.stage import FILE_ONLY_FIELDS, Stage
+from m2se.emt.templates import EMT_TASKS
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"  # package data: found after `pip install .`
 DEFAULT_RECIPE = "demo"
 
-# TASKS: the five tasks of M2SE; MSE-Adapter trains one of "msa" (regression) or "er" (classification).
+# MSE-Adapter trains one of the EMT tasks "msa" (regression) or "er" (classification); EmoVerse all five.
 MODEL_KINDS = ("mse_adapter", "emoverse")
 DATA_SOURCES = ("synthetic", "mmsa", "erc", "arrow", "emt_synthetic", "emt")
 
@@ -67,23 +68,6 @@ class DataRecipe:
 
 
 @dataclass
-class StageRecipe:
-    """One curriculum stage: task sampling rates, how many distinct samples to draw, for how many epochs.
-
-    ``rates[task]`` is the fraction of the task's remaining pool (samples no earlier stage used) to draw; a
-    ``budget`` scales all counts by one factor down to that many samples (``m2se.emt.mix.mix_stage``). Rate 1
-    with no budget takes every remaining sample (M2SE stage 2). ``epochs`` pins the stage's number of epochs;
-    left out (null), the stage runs ``num_train_epochs`` epochs (the flag, the recipe's ``training`` section
-    or the Trainer's default).
-    """
-
-    name: str
-    rates: dict[str, float]
-    epochs: int | None = None
-    budget: int | None = None
-
-
-@dataclass
 class EvaluationRecipe:
     """Held-out evaluation and early stopping.
 
@@ -105,7 +89,7 @@ class Recipe:
     name: str
     model: ModelRecipe
     data: DataRecipe
-    stages: list[StageRecipe]
+    stages: list[Stage]  # name, rates, epochs, budget (m2se.emt.stage)
     description: str = ""
     training: dict[str, Any] = field(default_factory=dict)
     evaluation: EvaluationRecipe = field(default_factory=EvaluationRecipe)
@@ -118,9 +102,9 @@ class Recipe:
 
     @property
     def tasks(self) -> list[str]:
-        """Every task that any stage samples with a positive rate, in TASKS order."""
+        """Every task that any stage samples with a positive rate, in ``EMT_TASKS`` order."""
         used = {task for stage in self.stages for task, rate in stage.rates.items() if rate > 0}
-        return [task for task in TASKS if task in used]
+        return [task for task in EMT_TASKS if task in used]
 
 
 def resolve_recipe_path(name_or_path: str | Path) -> Path:
@@ -216,7 +200,11 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if missing:
         raise ValueError(f"{where or 'recipe'}: missing required field(s) {missing}")
     prefix = f"{where}." if where else ""
-    return cls(**{name: _convert(hints[name], value, prefix + name) for name, value in raw.items()})
+    values = {name: _convert(hints[name], value, prefix + name) for name, value in raw.items()}
+    try:
+        return cls(**values)
+    except ValueError as error:  # a dataclass that checks itself (Stage) names the field relative to itself
+        raise ValueError(f"{prefix}{error}") from None
 
 
 def _convert(annotation: Any, value: Any, where: str) -> Any:
@@ -233,6 +221,8 @@ def _convert(annotation: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise TypeError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
         return [_convert(args[0], item, f"{where}.{index}") for index, item in enumerate(value)]
+    if origin is tuple:  # a Stage's paths: one path or a list, checked by the Stage
+        return value
     if origin is dict:
         if not isinstance(value, dict):
             raise TypeError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
@@ -259,24 +249,13 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
     if not recipe.stages:
         raise ValueError("stages: expected at least one stage, got none")
     for index, stage in enumerate(recipe.stages):
-        where = f"stages[{index}] ({stage.name})"
-        unknown = sorted(set(stage.rates) - set(TASKS))
-        if unknown:
-            raise ValueError(f"{where}.rates: unknown task(s) {unknown}; expected some of {list(TASKS)}")
-        out_of_range = {task: rate for task, rate in stage.rates.items() if not 0 <= rate <= 1}
-        if out_of_range:
-            raise ValueError(
-                f"{where}.rates: a rate is the fraction of the task's remaining pool, in [0, 1]; got "
-                f"{out_of_range}"
-            )
-        if not any(rate > 0 for rate in stage.rates.values()):
-            raise ValueError(f"{where}.rates: at least one rate must be positive, got {stage.rates}")
-        if stage.epochs is not None and stage.epochs < 1:
-            raise ValueError(f"{where}.epochs: expected an integer >= 1, got {stage.epochs}")
-        if stage.budget is not None and stage.budget < 1:
-            raise ValueError(
-                f"{where}.budget: expected a positive number of samples or null, got {stage.budget}"
-            )
+        for name in FILE_ONLY_FIELDS:
+            if getattr(stage, name) not in (None, {}, ()):
+                raise ValueError(
+                    f"stages.{index}.{name}: a recipe stage draws from the recipe's data section with the "
+                    f"run's seed, leaving out the samples of earlier stages; {list(FILE_ONLY_FIELDS)} are "
+                    f"fields of a stage file (python -m m2se.emt mix); got {getattr(stage, name)!r}"
+                )
     if recipe.model.kind == "mse_adapter":
         tasks = recipe.tasks
         if len(recipe.stages) != 1 or len(tasks) != 1 or tasks[0] not in ("msa", "er"):
@@ -359,4 +338,8 @@ def metric_names(recipe: Recipe) -> list[str]:
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     """The resolved recipe as plain data (saved next to checkpoints to recognise the run on resume)."""
-    return dataclasses.asdict(recipe)
+    content = dataclasses.asdict(recipe)
+    for stage in content["stages"]:  # never set in a recipe (validate_recipe), as in the recipe file
+        for name in FILE_ONLY_FIELDS:
+            del stage[name]
+    return content
