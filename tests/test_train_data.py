@@ -110,3 +110,70 @@ def test_feature_widths_come_from_the_schema_when_the_first_held_out_row_has_no_
     recipe = load_recipe("tiny_mse_adapter")
     model, _ = build_mse_adapter(recipe, TaskData({"msa": rows}, silent_first, rows))
     assert (model.config.audio_feature_dim, model.config.video_feature_dim) == (6, 5)
+
+
+def write_feature_folder(folder, label_names, audio_dim=25):
+    """A feature folder as ``python -m m2se.features extract`` writes it (audio only, video dropped): a
+    DatasetDict and the audio extractor's preprocessor_config.json."""
+    import datasets
+    import numpy as np
+
+    from feature_extraction_mse_adapter import MSEAdapterAudioFeatureExtractor
+    from m2se.data.schema import multimodal_features
+
+    generator = np.random.default_rng(0)
+
+    def split(size):
+        labels = [index % 2 if label_names else float(index % 3) - 1.0 for index in range(size)]
+        return datasets.Dataset.from_dict(
+            {
+                "id": [f"clip{index}" for index in range(size)],
+                "source": ["clips"] * size,
+                "text": [""] * size,
+                "audio": [generator.normal(size=(4, audio_dim)).astype(np.float32) for _ in range(size)],
+                "video": [np.zeros((0, 1), np.float32)] * size,
+                "audio_length": [4] * size,
+                "video_length": [0] * size,
+                "label": labels,
+            },
+            features=multimodal_features(audio_dim, 1, label_names),
+        )
+
+    datasets.DatasetDict({"train": split(6), "validation": split(2), "test": split(2)}).save_to_disk(folder)
+    extractor = MSEAdapterAudioFeatureExtractor("egemaps", pool_windows=4)
+    extractor.save_pretrained(folder)
+    return extractor
+
+
+@pytest.mark.parametrize(("label_names", "task"), [(["high", "low"], "er"), (None, "msa")])
+def test_features_recipe_takes_its_task_widths_and_extractors_from_the_folder(tmp_path, label_names, task):
+    from m2se.training.models import build_mse_adapter
+
+    extractor = write_feature_folder(tmp_path / "features", label_names)
+    recipe = load_recipe(
+        "mse_adapter_features",
+        overrides=[f"data.paths.dataset={tmp_path / 'features'}", "model.backbone=tiny-llama"],
+    )
+    assert recipe.tasks == [task]
+    data = load_task_data(recipe, tmp_path)
+    assert data.label_names == label_names
+    model, processor = build_mse_adapter(recipe, data)
+    assert processor.task == ("classification" if label_names else "regression")
+    assert processor.label_names == label_names
+    assert (model.config.audio_feature_dim, model.config.video_feature_dim) == (25, 1)
+    assert processor.feature_extractor.to_dict() == extractor.to_dict() and processor.video_processor is None
+    processor.save_pretrained(tmp_path / "out")
+    assert (
+        json.loads((tmp_path / "out" / "processor_config.json").read_text())["feature_extractor"]["backend"]
+        == "egemaps"
+    )
+
+
+def test_features_recipe_without_a_folder_stops_before_any_model(tmp_path):
+    with pytest.raises(ValueError, match=r"missing \['dataset'\].*--set data\.paths\.dataset=DIR"):
+        load_recipe("mse_adapter_features")
+    (tmp_path / "not_features").mkdir()
+    with pytest.raises(ValueError, match=r"not_features is not a saved Arrow DatasetDict folder"):
+        load_recipe("mse_adapter_features", overrides=[f"data.paths.dataset={tmp_path / 'not_features'}"])
+    with pytest.raises(FileNotFoundError, match=r"data\.paths\.dataset: .*gone does not exist"):
+        load_recipe("mse_adapter_features", overrides=[f"data.paths.dataset={tmp_path / 'gone'}"])

@@ -36,9 +36,14 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
+from transformers.utils import FEATURE_EXTRACTOR_NAME, VIDEO_PROCESSOR_NAME
 
 import feature_extraction_mse_adapter as extractors
-from feature_extraction_mse_adapter import MSEAdapterAudioFeatureExtractor, MSEAdapterVideoProcessor
+from feature_extraction_mse_adapter import (
+    PROCESSOR_PARTS,
+    MSEAdapterAudioFeatureExtractor,
+    MSEAdapterVideoProcessor,
+)
 from m2se.data.schema import multimodal_features
 from m2se.outputs import atomic_file, atomic_folder, check_output
 
@@ -47,6 +52,8 @@ logger = logging.getLogger(__name__)
 MANIFEST_COLUMNS = ("path", "text", "label", "split")
 REPORT_NAME = "extraction_report.json"
 KIND = "feature folder (written by python -m m2se.features extract)"
+# The file each extractor is saved to in a feature folder, by processor part.
+EXTRACTOR_FILES = {"feature_extractor": FEATURE_EXTRACTOR_NAME, "video_processor": VIDEO_PROCESSOR_NAME}
 DROPPED_MODALITY_WIDTH = 1
 """Width of a modality extracted as ``none``: rows hold zero frames of it (the missing-modality path)."""
 
@@ -363,3 +370,15 @@ def extract_features(
 def is_feature_folder(path: Path) -> bool:
     """Whether ``path`` is an earlier output of ``extract_features`` (a saved DatasetDict with the report)."""
     return (path / "dataset_dict.json").is_file() and (path / REPORT_NAME).is_file()
+
+
+def load_extractors(folder: str | os.PathLike) -> dict[str, Any]:
+    """The extractors a feature folder was made with, by processor part (``feature_extractor``,
+    ``video_processor``); a modality extracted as ``none`` has none. Pass them to ``MSEAdapterProcessor`` so a
+    model trained on the folder reads raw media the same way."""
+    folder = Path(folder)
+    return {
+        name: PROCESSOR_PARTS[name].from_pretrained(folder)
+        for name, file_name in EXTRACTOR_FILES.items()
+        if (folder / file_name).is_file()
+    }

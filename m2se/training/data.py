@@ -11,8 +11,9 @@ Sources (``data.source``) and what their ``paths`` and ``options`` hold:
   store them, from ``options.label_names`` (in index order) or ``options.dataset`` (``meld``, ``cherma``,
   ``iemocap``).
 * ``arrow``: ``paths.dataset`` is one Arrow ``DatasetDict`` folder (train / validation / test) in the standard
-  multimodal schema, e.g. from ``python -m m2se.features extract``; a ``ClassLabel`` label is an ER
-  (classification) data set, a float label an MSA (regression) one.
+  multimodal schema, e.g. from ``python -m m2se.features extract``. The folder's labels set the task: a
+  ``ClassLabel`` label trains ER (classification over its names), a numeric label MSA (regression); the
+  recipe's one stage names its rate under either task and is moved to the folder's.
 * ``emt_synthetic``: no paths; ``options`` are ``make_emt_dataset`` keyword arguments plus
   ``num_eval_per_task``.
 * ``emt``: ``paths.<task>`` is an EMT JSON / JSONL file per task; ``options.num_eval_per_task``. Every
@@ -62,6 +63,12 @@ def _loader(source: str):
     return None  # emt, arrow: nothing to parametrise beyond the split options
 
 
+# What to add to the message of a missing data path, per source.
+PATH_HINTS = {
+    "arrow": "; give the folder with --set data.paths.dataset=DIR (e.g. written by python -m m2se.features "
+    "extract)"
+}
+
 # Arguments the training script fills itself (the rows to make, the task, where the files are).
 _FILLED_ARGUMENTS = ("num_samples", "task", "path", "out_dir")
 
@@ -91,10 +98,11 @@ def required_paths(recipe: Recipe) -> list[str]:
 
 
 def check_data_recipe(recipe: Recipe) -> None:
-    """The ``data`` section against its source: option names, data paths, where ERC class names come from.
+    """The ``data`` section against its source: option names, data paths, where ERC class names come from;
+    an ``arrow`` recipe's task is set from its folder's labels (when the folder is here).
 
     Raises ``ValueError`` naming the key path and the valid keys (with the closest match) before any data is
-    read.
+    read (an arrow folder's schema only).
     """
     from m2se.training.recipes import check_known_keys
 
@@ -105,8 +113,10 @@ def check_data_recipe(recipe: Recipe) -> None:
     if missing:
         raise ValueError(
             f"data.paths: data source {data.source!r} needs {needed}; missing {missing} "
-            f"(got {sorted(data.paths)})"
+            f"(got {sorted(data.paths)}){PATH_HINTS.get(data.source, '')}"
         )
+    if data.source == "arrow":
+        _take_task_from_folder(recipe)
     if data.source == "erc":
         pickles = [key for key in needed if not Path(data.paths[key]).expanduser().is_dir()]
         if pickles and not {"dataset", "label_names"} & set(data.options):
@@ -117,6 +127,32 @@ def check_data_recipe(recipe: Recipe) -> None:
                 "store their class names; set data.options.label_names (the names in index order) or "
                 f"data.options.dataset (one of {sorted(ERC_LABEL_NAMES)})"
             )
+
+
+def _take_task_from_folder(recipe: Recipe) -> None:
+    """Move the rate of an arrow recipe's one task to the task its folder's labels give (``label_task``)."""
+    path = Path(recipe.data.paths["dataset"]).expanduser()
+    if not path.exists() or len(recipe.tasks) != 1:
+        return  # validate_recipe names a missing folder; only a one-task (MSE-Adapter) recipe reads arrow
+    label = _arrow_splits(path, "data.paths.dataset")["train"].features.get("label")
+    task = label_task(label, f"data.paths.dataset: {path}")
+    (declared,) = recipe.tasks
+    for stage in recipe.stages:
+        stage.rates = {task: stage.rates[declared]}
+
+
+def label_task(label: datasets.features.FeatureType | None, where: str) -> str:
+    """``er`` for a ``ClassLabel`` label (classification over its names), ``msa`` for a numeric one."""
+    if isinstance(label, datasets.ClassLabel):
+        return "er"
+    if isinstance(label, datasets.Value) and (
+        label.dtype.startswith(("float", "int", "uint")) or label.dtype == "double"
+    ):
+        return "msa"
+    raise ValueError(
+        f"{where}: the 'label' column is {label}; expected a ClassLabel (classification) or a number "
+        "(regression)"
+    )
 
 
 @dataclass
@@ -178,7 +214,13 @@ def load_task_data(recipe: Recipe, work_dir: Path) -> TaskData:
 def _arrow_splits(path: Path, where: str) -> dict[str, datasets.Dataset]:
     """The train / validation / test splits of an Arrow ``DatasetDict`` folder (``valid`` counts as
     validation)."""
-    loaded = datasets.load_from_disk(str(path))
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except FileNotFoundError as error:
+        raise ValueError(
+            f"{where}: {path} is not a saved Arrow DatasetDict folder ({error}); expected the output of "
+            "python -m m2se.features extract or python -m m2se.data convert"
+        ) from error
     if not isinstance(loaded, datasets.DatasetDict):
         raise ValueError(
             f"{where}: {path} holds one Arrow dataset; expected a DatasetDict folder with splits "

@@ -27,6 +27,7 @@ from transformers import (
     ViTModel,
 )
 
+from feature_extraction_mse_adapter import PROCESSOR_PARTS
 from m2se.backbones import default_cache_dir, smollm2_path
 from processing_mse_adapter import MSEAdapterProcessor
 
@@ -37,11 +38,12 @@ if TYPE_CHECKING:
 TINY_LLAMA = "tiny-llama"
 TINY_VIT = "tiny-vit"
 # Recipe keys of an mse_adapter ``model.config`` that go to the processor: its own arguments (the task's
-# text side, the pseudo-token count, the feature widths), less those the builder fills from the data.
+# text side, the pseudo-token count, the feature widths), less those the builder fills from the data (the
+# task, the extractors of a feature folder).
 PROCESSOR_FIELDS = tuple(
     name
     for name in inspect.signature(MSEAdapterProcessor.__init__).parameters
-    if name not in ("self", "tokenizer", "task", "label_names", "kwargs")
+    if name not in ("self", "tokenizer", "task", "label_names", "kwargs", *PROCESSOR_PARTS)
 )
 # Configuration fields the builders fill from the backbones, the data and the processor (not recipe keys).
 BUILDER_FIELDS = {
@@ -210,7 +212,10 @@ def _tiny_vit_path() -> Path:
 
 def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, Any]:
     """Frozen backbone + fresh MSE-Adapter, and its processor, for the recipe's task and the data's feature
-    sizes: the processor takes its own arguments from ``model.config``, the model config the rest."""
+    sizes: the processor takes its own arguments from ``model.config``, the model config the rest. A feature
+    folder's extractors (``data.source: arrow``) become the processor's, so the saved processor reads raw
+    media as the folder was made."""
+    from m2se.features.extract import load_extractors
     from modeling_mse_adapter import MSEAdapterForCausalLM
 
     path = backbone_path(recipe.model.backbone)
@@ -226,7 +231,8 @@ def build_mse_adapter(recipe: Recipe, data: TaskData) -> tuple[PreTrainedModel, 
         task = {"task": "regression"}
     else:
         task = {"task": "classification", "label_names": data.label_names}
-    processor = MSEAdapterProcessor(tokenizer, **task, **processor_fields)
+    extractors = load_extractors(recipe.data.paths["dataset"]) if recipe.data.source == "arrow" else {}
+    processor = MSEAdapterProcessor(tokenizer, **extractors, **task, **processor_fields)
     model = MSEAdapterForCausalLM.from_language_model(language_model, processor, **config)
     return model, processor
 
