@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train MSE-Adapter or EmoVerse (M2SE curriculum) with the stock transformers Trainer.
+"""Train MSE-Adapter or EmoVerse (M2SE curriculum) with the transformers Trainer (stock training; its
+evaluation loop generates and scores the held-out rows, sharded over the ranks: ``m2se.training.trainer``).
 
     accelerate launch train_m2se.py                                  # m2se/recipes/demo.yaml, offline, CPU
     accelerate launch train_m2se.py --recipe tiny_emoverse_m2se --output_dir out/tiny
@@ -39,10 +40,11 @@ from m2se.collators import EmoVerseCollator, MSEAdapterCollator
 from m2se.outputs import atomic_file
 from m2se.training.curriculum import CurriculumPlan, build_curriculum
 from m2se.training.data import TaskData, load_task_data
-from m2se.training.evaluation import EvaluateBeforeTraining, Evaluator
+from m2se.training.evaluation import HeldOutEvaluator
 from m2se.training.loss import TaskAwareLoss
 from m2se.training.models import build_emoverse, build_mse_adapter
 from m2se.training.recipes import DEFAULT_RECIPE, Recipe, load_recipe, recipe_to_dict
+from m2se.training.trainer import M2SETrainer, ScoreUntrainedModel
 from trainer_callbacks import CURRICULUM_FILE, M2SECurriculumCallback
 
 logger = logging.getLogger("train_m2se")
@@ -150,6 +152,13 @@ def check_training_flags(recipe: Recipe, args: TrainingArguments, flags: set[str
                 f"{origin(name)} epoch: one Trainer epoch is the whole curriculum here (every stage and its "
                 f"epochs); use {name.split('_')[0]}_strategy steps with --{name.split('_')[0]}_steps N"
             )
+    for name, refused, why in (
+        ("batch_eval_metrics", True, "the held-out metrics (F1, correlation) need every prediction at once"),
+        ("eval_do_concat_batches", False, "the held-out metrics need the predictions of every batch joined"),
+        ("dataloader_drop_last", True, "it would leave held-out rows unscored"),
+    ):
+        if getattr(args, name) == refused:
+            raise ValueError(f"{origin(name)} {refused}: not supported here, {why}")
     if "train_sampling_strategy" in asked and args.train_sampling_strategy != "sequential":
         raise ValueError(
             f"{origin('train_sampling_strategy')} {args.train_sampling_strategy}: the curriculum is laid out "
@@ -331,31 +340,33 @@ def _train(
     callbacks: list = [record, curriculum]
     if recipe.evaluation.patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.evaluation.patience))
-    eval_rows = _cap(data.eval_rows, recipe.evaluation.max_samples)
-    test_rows = _cap(data.test_rows, recipe.evaluation.max_samples)
-    batch_size = args.per_device_eval_batch_size
-    evaluator = Evaluator(
-        model, processor, eval_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens
+    evaluator = HeldOutEvaluator(
+        processor,
+        recipe.model.kind,
+        recipe.tasks,
+        {
+            "eval": _cap(data.eval_rows, recipe.evaluation.max_samples),
+            "test": _cap(data.test_rows, recipe.evaluation.max_samples),
+        },
+        collator,
+        recipe.evaluation.max_new_tokens,
     )
-    tester = Evaluator(
-        model, processor, test_rows, recipe.tasks, batch_size, recipe.evaluation.max_new_tokens
-    )
-    # The untrained model is scored inside train(), once the Trainer prepared it (ZeRO-3 partitions it).
-    untrained_eval = None
-    if not script_args.skip_untrained_eval and args.resume_from_checkpoint is None:
-        untrained_eval = EvaluateBeforeTraining(tester)
-        callbacks.append(untrained_eval)
-    trainer = Trainer(
+    trainer = M2SETrainer(
         model=model,
         args=args,
         train_dataset=plan.dataset,
-        eval_dataset=eval_rows if args.eval_strategy != "no" else None,
+        eval_dataset=evaluator.datasets["eval"] if args.eval_strategy != "no" else None,
         data_collator=collator,
         compute_loss_func=loss,
-        compute_metrics=evaluator,
-        preprocess_logits_for_metrics=Evaluator.shrink_logits,
         callbacks=callbacks,
+        evaluator=evaluator,
     )
+    test_rows = evaluator.datasets["test"]
+    # The untrained model is scored inside train(), once the Trainer prepared it (ZeRO-3 partitions it).
+    untrained_eval = None
+    if not script_args.skip_untrained_eval and args.resume_from_checkpoint is None:
+        untrained_eval = ScoreUntrainedModel(lambda: trainer.score(test_rows))
+        trainer.add_callback(untrained_eval)
 
     resume = args.resume_from_checkpoint
     if resume is not None:
@@ -363,12 +374,12 @@ def _train(
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()  # trainer_state.json with the whole log history
     untrained = untrained_eval.metrics if untrained_eval is not None else None
-    trained = tester.evaluate()
+    trained = trainer.score(test_rows)
     save_model(trainer, recipe, script_args.save_full_model)
     if trainer.is_world_process_zero():
         print_comparison(untrained, trained)
         processor.save_pretrained(output_dir)
-        save_reports(trainer, recipe, plan, tester, trained, push_to_hub)
+        save_reports(trainer, recipe, plan, evaluator, trained, push_to_hub)
         record.write(output_dir, "finished")
     return trained
 
@@ -442,7 +453,7 @@ def save_reports(
     trainer: Trainer,
     recipe: Recipe,
     plan: CurriculumPlan,
-    tester: Evaluator,
+    evaluator: HeldOutEvaluator,
     metrics: dict[str, float],
     push_to_hub: bool,
 ) -> None:
@@ -459,9 +470,9 @@ def save_reports(
         [(stage.name, stage.start_step) for stage in plan.stages],
         output_dir / "training_curves.png",
     )
-    label_names = tester.processor.label_names if recipe.model.kind == "mse_adapter" else None
-    if label_names:
-        predictions, references = tester.last_predictions[recipe.tasks[0]]
+    label_names = evaluator.processor.label_names if recipe.model.kind == "mse_adapter" else None
+    if label_names and metrics:
+        predictions, references = evaluator.last_predictions[recipe.tasks[0]]
         plot_confusion_matrix(predictions, references, label_names, output_dir / "confusion_matrix.png")
     stages = "; ".join(
         f"{stage.name}: {sum(stage.samples.values())} samples {stage.samples}, {stage.epochs} epoch(s)"

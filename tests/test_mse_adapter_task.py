@@ -125,10 +125,11 @@ def test_a_config_that_does_not_match_the_processor_fails_before_compute_naming_
     [("sims", "Mult_acc_3", "Has0_acc_2"), ("mosei", "Has0_acc_2", "Mult_acc_3")],
 )
 def test_evaluation_scores_with_the_processors_metric_set(
-    tiny_lm_factory, metric_set, expected_key, absent_key
+    tiny_lm_factory, metric_set, expected_key, absent_key, tmp_path
 ):
+    from test_evaluation import score_rows
+
     from m2se.data.synthetic import make_multimodal_dataset
-    from m2se.training.evaluation import Evaluator
 
     # The same [-1, 1] regression task: only the metric set tells SIMS metrics from MOSEI ones.
     processor = make_processor(task="regression", metric_set=metric_set)
@@ -136,5 +137,5 @@ def test_evaluation_scores_with_the_processors_metric_set(
     rows = make_multimodal_dataset(
         6, "regression", audio_dim=AUDIO_DIM, video_dim=VIDEO_DIM, value_range=(-1, 1)
     )
-    metrics = Evaluator(model, processor, rows, ["msa"], batch_size=4).evaluate()
+    metrics, _ = score_rows(model, processor, "mse_adapter", ["msa"], rows, tmp_path)
     assert expected_key in metrics and absent_key not in metrics

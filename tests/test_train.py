@@ -299,6 +299,9 @@ def test_a_folder_of_the_users_own_files_is_refused_and_left_alone(tmp_path):
             ["--save_strategy", "no", "--set", "evaluation.patience=2"],
             r"--save_strategy no conflicts with evaluation\.patience 2",
         ),
+        (["--batch_eval_metrics"], "--batch_eval_metrics True: not supported here, the held-out metrics"),
+        (["--eval_do_concat_batches", "false"], "--eval_do_concat_batches False: not supported here"),
+        (["--dataloader_drop_last"], "--dataloader_drop_last True: .* held-out rows unscored"),
     ],
 )
 def test_flags_the_curriculum_cannot_honour_are_refused_before_work(argv, message, tmp_path):

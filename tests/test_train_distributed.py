@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,12 +49,20 @@ def train_losses(output_dir: Path) -> list[float]:
     return [entry["loss"] for entry in history if "loss" in entry]
 
 
-def run(command: list[str], tmp_path: Path) -> str:
+def run(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
         command, capture_output=True, text=True, env=environment(tmp_path), timeout=900, cwd=REPO_ROOT
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return result.stdout
+    return result
+
+
+def rows_scored_per_rank(stderr: str) -> dict[int, list[int]]:
+    """Rank -> the held-out rows it generated for in each scoring loop (untrained, trained), from its log."""
+    counts: dict[int, list[int]] = {}
+    for match in re.finditer(r"Prediction: rank (\d+) of \d+ scored (\d+) held-out rows", stderr):
+        counts.setdefault(int(match[1]), []).append(int(match[2]))
+    return counts
 
 
 def untrained_metrics(stdout: str) -> dict[str, float]:
@@ -64,9 +73,9 @@ def untrained_metrics(stdout: str) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def single_process_run(tmp_path_factory) -> tuple[list[float], dict[str, float]]:
+def single_process_run(tmp_path_factory) -> tuple[list[float], dict[str, float], dict[int, list[int]]]:
     tmp_path = tmp_path_factory.mktemp("single")
-    stdout = run(
+    result = run(
         [
             sys.executable,
             SCRIPT,
@@ -80,7 +89,7 @@ def single_process_run(tmp_path_factory) -> tuple[list[float], dict[str, float]]
     )
     losses = train_losses(tmp_path / "out")
     assert len(losses) == 4
-    return losses, untrained_metrics(stdout)
+    return losses, untrained_metrics(result.stdout), rows_scored_per_rank(result.stderr)
 
 
 @pytest.mark.slow
@@ -89,7 +98,7 @@ def single_process_run(tmp_path_factory) -> tuple[list[float], dict[str, float]]
 )
 def test_two_processes_match_one_process(deepspeed_config, single_process_run, tmp_path):
     # The untrained model is scored too (under ZeRO-3 only through the engine the Trainer builds in train()).
-    single_process_losses, single_process_untrained = single_process_run
+    single_process_losses, single_process_untrained, single_process_rows = single_process_run
     command = [
         sys.executable,
         "-m",
@@ -105,9 +114,19 @@ def test_two_processes_match_one_process(deepspeed_config, single_process_run, t
     ]
     if deepspeed_config is not None:
         command += ["--deepspeed", str(REPO_ROOT / "configs" / "deepspeed" / deepspeed_config)]
-    stdout = run(command, tmp_path)
+    result = run(command, tmp_path)
     assert train_losses(tmp_path / "out") == pytest.approx(single_process_losses, rel=1e-4)
-    untrained = untrained_metrics(stdout)
+    # Each rank generates for its own shard of the held-out rows (the untrained and the trained scoring),
+    # and together they cover them: the gathered metrics equal one process's.
+    held_out_rows = single_process_rows[0][0]
+    assert single_process_rows == {0: [held_out_rows, held_out_rows]}
+    per_rank = rows_scored_per_rank(result.stderr)
+    assert set(per_rank) == {0, 1} and all(len(counts) == 2 for counts in per_rank.values()), per_rank
+    assert all(0 < count < held_out_rows for counts in per_rank.values() for count in counts), per_rank
+    assert all(first + second >= held_out_rows for first, second in zip(*per_rank.values(), strict=True)), (
+        per_rank
+    )
+    untrained = untrained_metrics(result.stdout)
     assert {"MAE", "Corr", "Has0_acc_2"} <= set(untrained)
     assert untrained == pytest.approx(single_process_untrained, rel=1e-4, abs=1e-6)
     assert (tmp_path / "out" / "model.safetensors").is_file()
@@ -130,7 +149,7 @@ def test_emoverse_under_zero3_scores_the_untrained_and_the_trained_model(tmp_pat
         "--output_dir",
         str(tmp_path / "out"),
     ]
-    untrained = untrained_metrics(run(command, tmp_path))
+    untrained = untrained_metrics(run(command, tmp_path).stdout)
     # MSA and ER are generated under their answer constraint: nothing unparsable, even untrained.
     assert untrained["msa_unparsable"] == 0 and untrained["er_unparsable"] == 0
     assert {"msa_accuracy", "er_weighted_f1", "fer_exact_match"} <= set(untrained)

@@ -1,26 +1,31 @@
-"""Held-out evaluation the way the papers score their models, usable as the Trainer's ``compute_metrics``.
+"""Held-out evaluation the way the papers score their models, inside the Trainer's own evaluation loop.
 
-* MSE-Adapter: the constrained ``model.predict`` (every answer is a valid value or class), then
-  the metric set the processor's task names (``processor.metric_set``): ``msa_regression_metrics`` ("mosei"),
-  ``sims_regression_metrics`` ("sims") or ``erc_metrics``.
-* EmoVerse: greedy ``generate`` per task, MSA and ER restricted to their answer sets by
-  ``processor.answer_logits_processor(task)``; answers parsed with the ``m2se.metrics`` parsers; an unparsable
-  answer is scored as wrong and counted (``<task>_unparsable``). MSA -> ``binary_sentiment_metrics``, ER ->
-  ``erc_metrics``, ECPE -> ``ecpe_metrics``; FER and ERI are free text and get ``<task>_exact_match`` (answer
-  equal to the reference after trimming and case folding).
+:class:`HeldOutEvaluator` gives :class:`m2se.training.trainer.M2SETrainer` what its ``prediction_step``
+and ``compute_metrics`` need; the Trainer's loop shards the rows over the ranks and gathers the predictions
+(``gather_for_metrics``), so every rank generates for its own shard only:
 
-Inside ``Trainer.evaluate`` the evaluation loop still computes ``eval_loss``;
-:meth:`Evaluator.shrink_logits` keeps it from storing full-vocabulary logits that the metrics do not use.
+* MSE-Adapter: the constrained ``model.predict`` (every answer is a valid value or class), scored by the
+  metric set the processor's task names (``processor.metric_set``, :data:`MSE_ADAPTER_METRICS`).
+* EmoVerse: greedy ``generate``, each row of a closed task (MSA, ER) restricted to its answer set by
+  ``processor.answer_logits_processor(task)`` (:class:`RowAnswerConstraints`: one ``generate`` call per batch
+  whatever its tasks, which ZeRO-3 needs: every rank makes the same calls); answers parsed with the
+  ``m2se.metrics`` parsers; an unparsable answer is scored as wrong and counted (``<task>_unparsable``).
+  MSA -> ``binary_sentiment_metrics``, ER -> ``erc_metrics``, ECPE -> ``ecpe_metrics``; FER and ERI are free
+  text and get ``<task>_exact_match`` (answer equal to the reference after trimming and case folding).
+
+Every held-out row carries its index (:data:`HELD_OUT_INDEX`) through the loop as the "label" the Trainer
+gathers, so the metrics read each prediction's reference whatever rank scored it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
-from transformers import LogitsProcessorList, TrainerCallback
+from transformers import EvalPrediction, LogitsProcessor, LogitsProcessorList
 
 from m2se.collators import EmoVerseCollator, MSEAdapterCollator
 from m2se.emt.templates import ER_EMOTIONS
@@ -35,133 +40,17 @@ from m2se.metrics import (
 )
 from processing_emoverse import CLOSED_TASK_ANSWERS
 
-
-class Evaluator:
-    """Scores ``model`` on ``rows``.
-
-    Args:
-        model: the model being trained (the Trainer shares it; no copy).
-        processor: its processor. rows: held-out rows (standard multimodal schema for MSE-Adapter, EMT records
-        for EmoVerse). tasks: the run's task list.
-        batch_size: prediction batch size.
-        max_new_tokens: generation budget of EmoVerse answers.
-    """
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        processor: Any,
-        rows: datasets.Dataset,
-        tasks: Sequence[str],
-        batch_size: int = 16,
-        max_new_tokens: int = 16,
-    ):
-        self.model = model
-        self.processor = processor
-        self.rows = rows
-        self.tasks = list(tasks)
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
-        self.is_mse_adapter = type(model).__name__.startswith("MSEAdapter")
-        self.last_predictions: dict[str, tuple[list, list]] = {}
-
-    def __call__(self, eval_prediction: Any = None) -> dict[str, float]:
-        """``compute_metrics`` for the Trainer (the logits it gathered are not needed)."""
-        return self.evaluate()
-
-    @staticmethod
-    def shrink_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``preprocess_logits_for_metrics``: one number per sample instead of (batch, length, vocabulary)."""
-        return labels.new_zeros(labels.shape[0])
-
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self._evaluate_mse_adapter() if self.is_mse_adapter else self._evaluate_emoverse()
-        finally:
-            self.model.train(was_training)
-
-    def _batches(self, rows: datasets.Dataset, collator) -> Any:
-        device = next(self.model.parameters()).device
-        for start in range(0, len(rows), self.batch_size):
-            batch = collator([rows[index] for index in range(start, min(start + self.batch_size, len(rows)))])
-            yield {key: value.to(device) for key, value in batch.items()}
-
-    def _evaluate_mse_adapter(self) -> dict[str, float]:
-        collator = MSEAdapterCollator(self.processor, self.tasks, with_labels=False)
-        constraint = self.processor.answer_logits_processor()
-        predictions = [
-            value
-            for batch in self._batches(self.rows, collator)
-            for value in self.model.predict(**batch, answer_constraint=constraint)
-        ]
-        references = list(self.rows["label"])
-        task = self.tasks[0]
-        if self.processor.task == "classification":
-            names = self.processor.label_names
-            references = [names[index] for index in references]
-            self.last_predictions[task] = (predictions, references)
-            return erc_metrics(predictions, references, names)
-        self.last_predictions[task] = (predictions, references)
-        metric = sims_regression_metrics if self.processor.metric_set == "sims" else msa_regression_metrics
-        return metric(predictions, references)
-
-    def _generate(self, rows: datasets.Dataset, task: str) -> list[str]:
-        """Greedy answers of ``rows`` (all of ``task``); a closed task (MSA, ER) generates only answers of
-        its set (``processor.answer_logits_processor``), the others free text."""
-        collator = EmoVerseCollator(self.processor, self.tasks, with_labels=False)
-        tokenizer = self.processor.tokenizer
-        # One constraint serves consecutive generate calls: it recognises each new prompt.
-        constraint = [self.processor.answer_logits_processor(task)] if task in CLOSED_TASK_ANSWERS else []
-        answers = []
-        for batch in self._batches(rows, collator):
-            generated = self.model.generate(
-                **batch,
-                logits_processor=LogitsProcessorList(constraint),
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-            new_tokens = generated[:, batch["input_ids"].shape[1] :]  # generate returns prompt + answer
-            answers.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-        return answers
-
-    def _evaluate_emoverse(self) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for task in self.tasks:
-            rows = self.rows.filter(lambda row, wanted=task: row["task"] == wanted)
-            if len(rows) == 0:
-                continue
-            answers = self._generate(rows, task)
-            references = list(rows["response"])
-            self.last_predictions[task] = (answers, references)
-            metrics.update(
-                {f"{task}_{key}": value for key, value in _task_metrics(task, answers, references).items()}
-            )
-        return metrics
+HELD_OUT_INDEX = "held_out_index"
+# MSE-Adapter: the processor's `metric_set` (tasks_mse_adapter.METRIC_SETS) -> the metric function.
+MSE_ADAPTER_METRICS: dict[str, Callable[..., dict[str, float]]] = {
+    "mosei": msa_regression_metrics,
+    "sims": sims_regression_metrics,
+    "erc": erc_metrics,
+}
 
 
-class EvaluateBeforeTraining(TrainerCallback):
-    """Scores the model as training starts (``metrics``): once the Trainer prepared it, before any step.
-
-    Scoring inside ``Trainer.train`` rather than before it is what makes it work under DeepSpeed ZeRO-3: the
-    parameters are partitioned when the model is built and are gathered only through the engine the Trainer
-    creates in ``train``; every rank takes part (``generate`` runs with ``synced_gpus`` there). A resumed run
-    (``global_step`` > 0) is not scored: its model is no longer the untrained one.
-    """
-
-    def __init__(self, evaluator: Evaluator):
-        self.evaluator = evaluator
-        self.metrics: dict[str, float] | None = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step == 0:
-            self.metrics = self.evaluator.evaluate()
-
-
-def _task_metrics(task: str, answers: list[str], references: list[str]) -> dict[str, float]:
+def emoverse_task_metrics(task: str, answers: list[str], references: list[str]) -> dict[str, float]:
+    """The metrics of one EMT task's generated ``answers`` against the ``references`` (unprefixed names)."""
     if task == "msa":
         return binary_sentiment_metrics(
             [parse_sentiment_answer(answer) for answer in answers],
@@ -181,3 +70,185 @@ def _task_metrics(task: str, answers: list[str], references: list[str]) -> dict[
         for answer, reference in zip(answers, references, strict=True)
     ]
     return {"exact_match": sum(matches) / len(matches)}
+
+
+def metric_names(model_kind: str, tasks: Sequence[str]) -> list[str]:
+    """Every metric name a run reports (what ``evaluation.metric`` may name), read from the metric functions
+    above applied to a two-sample probe. MSE-Adapter: the names of every metric set its task may use (the
+    set itself is the processor's, known once the model is built); EmoVerse: ``<task>_<metric>`` per task."""
+    if model_kind == "mse_adapter":
+        if tasks[0] == "er":
+            return sorted(erc_metrics(["a", "b"], ["a", "b"], ["a", "b"]))
+        probe = [-0.5, 0.5]
+        return sorted(set(msa_regression_metrics(probe, probe)) | set(sims_regression_metrics(probe, probe)))
+    probes = {"msa": "Positive.", "er": "Joy.", "ecpe": "1_joy,1"}
+    names = set()
+    for task in tasks:
+        probe = [probes.get(task, "text"), probes.get(task, "text")]
+        names |= {f"{task}_{name}" for name in emoverse_task_metrics(task, probe, probe)}
+        if task == "ecpe":  # a held-out ECPE set without gold pairs is scored by exact match
+            names.add("ecpe_exact_match")
+    return sorted(names)
+
+
+class RowAnswerConstraints(LogitsProcessor):
+    """Applies ``constraints[task]`` to the rows of ``task`` in a batch of mixed tasks; rows of tasks without
+    a constraint generate freely.
+
+    Args:
+        constraints: task -> its ``AnswerSetLogitsProcessor`` (each remembers its rows' prompt across steps).
+        row_tasks: the task of every row of the batch, in order.
+    """
+
+    def __init__(self, constraints: Mapping[str, LogitsProcessor], row_tasks: Sequence[str]):
+        self.rows_of = {
+            task: torch.tensor([row for row, name in enumerate(row_tasks) if name == task])
+            for task in constraints
+            if task in row_tasks
+        }
+        self.constraints = constraints
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """`input_ids` (batch, length), `scores` (batch, vocab) -> the scores with each constrained row's
+        inadmissible tokens at `-inf`."""
+        for task, rows in self.rows_of.items():
+            rows = rows.to(scores.device)
+            scores[rows] = self.constraints[task](input_ids[rows], scores[rows])
+        return scores
+
+
+class HeldOutEvaluator:
+    """The held-out rows of a run and how to score them.
+
+    Args:
+        processor: the model's processor.
+        model_kind: ``"mse_adapter"`` or ``"emoverse"``.
+        tasks: the run's task list (``task_ids`` index into it).
+        splits: split name -> held-out rows (standard multimodal schema for MSE-Adapter, EMT records for
+            EmoVerse), e.g. ``{"eval": ..., "test": ...}``.
+        training_collator: the run's collator: its labelled batch gives the Trainer's ``eval_loss``.
+        max_new_tokens: generation budget of EmoVerse answers.
+    """
+
+    def __init__(
+        self,
+        processor: Any,
+        model_kind: str,
+        tasks: Sequence[str],
+        splits: Mapping[str, datasets.Dataset],
+        training_collator: Callable[[list[dict[str, Any]]], Any],
+        max_new_tokens: int = 16,
+    ):
+        self.processor = processor
+        self.is_mse_adapter = model_kind == "mse_adapter"
+        self.tasks = list(tasks)
+        self.training_collator = training_collator
+        self.max_new_tokens = max_new_tokens
+        prompt_collator = MSEAdapterCollator if self.is_mse_adapter else EmoVerseCollator
+        self.prompt_collator = prompt_collator(processor, self.tasks, with_labels=False)
+        self.datasets: dict[str, datasets.Dataset] = {}
+        self.references: list[Any] = []
+        self.row_tasks: list[str] = []
+        for name, rows in splits.items():
+            start = len(self.references)
+            self.datasets[name] = rows.add_column(HELD_OUT_INDEX, list(range(start, start + len(rows))))
+            if self.is_mse_adapter:
+                self.references += list(rows["label"])
+                self.row_tasks += [self.tasks[0]] * len(rows)
+            else:
+                self.references += list(rows["response"])
+                self.row_tasks += list(rows["task"])
+        if self.is_mse_adapter:
+            self.constraints = {self.tasks[0]: processor.answer_logits_processor()}
+        else:
+            self.constraints = {
+                task: processor.answer_logits_processor(task)
+                for task in self.tasks
+                if task in CLOSED_TASK_ANSWERS
+            }
+        self.last_predictions: dict[str, tuple[list, list]] = {}
+        self.last_metrics: dict[str, float] = {}
+
+    def collate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Held-out rows -> the labelled batch (for ``eval_loss``), ``prompt_inputs`` (the prompt-only batch
+        that generation reads) and ``held_out_index`` (B,)."""
+        indices = torch.tensor([row[HELD_OUT_INDEX] for row in rows], dtype=torch.long)
+        rows = [{key: value for key, value in row.items() if key != HELD_OUT_INDEX} for row in rows]
+        batch = dict(self.training_collator(rows))
+        batch["prompt_inputs"] = dict(self.prompt_collator(rows))
+        batch[HELD_OUT_INDEX] = indices
+        return batch
+
+    @torch.no_grad()
+    def predict(
+        self, model: torch.nn.Module, prompt_inputs: dict[str, Any], indices: torch.Tensor
+    ) -> torch.Tensor:
+        """One batch's predictions as a tensor the Trainer can gather: MSE-Adapter (B,) class indices or
+        values; EmoVerse (B, new_tokens) generated token ids."""
+        device = indices.device
+        if self.is_mse_adapter:
+            answers = model.predict(**prompt_inputs, answer_constraint=self.constraints[self.tasks[0]])
+            if self.processor.task == "classification":
+                names = self.processor.label_names
+                return torch.tensor([names.index(answer) for answer in answers], device=device)
+            return torch.tensor(answers, dtype=torch.float64, device=device)  # exact one-decimal values
+        row_tasks = [self.row_tasks[index] for index in indices.tolist()]
+        generated = model.generate(
+            **prompt_inputs,
+            logits_processor=LogitsProcessorList([RowAnswerConstraints(self.constraints, row_tasks)]),
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.processor.tokenizer.pad_token_id,
+        )
+        return generated[:, prompt_inputs["input_ids"].shape[1] :]  # generate returns prompt + answer
+
+    def compute_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        """``compute_metrics`` of the Trainer: gathered predictions of every rank, labelled by row index."""
+        indices = np.asarray(prediction.label_ids).astype(int).tolist()
+        expected = self._split_indices(indices)
+        if sorted(indices) != expected:
+            raise ValueError(
+                f"the evaluation loop returned {len(indices)} predictions for {len(expected)} held-out rows "
+                "(rows dropped or repeated, e.g. by --dataloader_drop_last); every row must be scored once"
+            )
+        predictions = np.asarray(prediction.predictions)
+        metrics = self._mse_adapter_metrics(indices, predictions) if self.is_mse_adapter else {}
+        if not self.is_mse_adapter:
+            answers = self.processor.tokenizer.batch_decode(
+                np.where(predictions == -100, self.processor.tokenizer.pad_token_id, predictions),
+                skip_special_tokens=True,
+            )
+            for task in self.tasks:
+                rows = [row for row, index in enumerate(indices) if self.row_tasks[index] == task]
+                if not rows:
+                    continue
+                task_answers = [answers[row] for row in rows]
+                references = [self.references[indices[row]] for row in rows]
+                self.last_predictions[task] = (task_answers, references)
+                scores = emoverse_task_metrics(task, task_answers, references)
+                metrics.update({f"{task}_{key}": value for key, value in scores.items()})
+        self.last_metrics = metrics
+        return metrics
+
+    def _split_indices(self, indices: list[int]) -> list[int]:
+        """The row indices of the split that ``indices`` come from."""
+        start = 0
+        for rows in self.datasets.values():
+            if indices and start <= min(indices) < start + len(rows):
+                return list(range(start, start + len(rows)))
+            start += len(rows)
+        return []
+
+    def _mse_adapter_metrics(self, indices: list[int], predictions: np.ndarray) -> dict[str, float]:
+        task = self.tasks[0]
+        references = [self.references[index] for index in indices]
+        metric = MSE_ADAPTER_METRICS[self.processor.metric_set]
+        if self.processor.task == "classification":
+            names = self.processor.label_names
+            named_predictions = [names[int(value)] for value in predictions]
+            named_references = [names[int(index)] for index in references]
+            self.last_predictions[task] = (named_predictions, named_references)
+            return metric(named_predictions, named_references, names)
+        values = [float(value) for value in predictions]
+        self.last_predictions[task] = (values, references)
+        return metric(values, references)

@@ -276,7 +276,9 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
     check_data_recipe(recipe)
     metric = recipe.evaluation.metric
     if metric is not None:
-        names = metric_names(recipe)
+        from m2se.training.evaluation import metric_names
+
+        names = metric_names(recipe.model.kind, recipe.tasks)
         if metric not in names:
             close = difflib.get_close_matches(metric, names, n=1, cutoff=0.5) or [
                 name for name in names if name.casefold() == metric.casefold()
@@ -301,39 +303,6 @@ def check_known_keys(given: Iterable[str], valid: Iterable[str], where: str, own
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ValueError(f"{where}.{key}: unknown key for {owner}; {hint}expected one of {valid}")
-
-
-def metric_names(recipe: Recipe) -> list[str]:
-    """The names of the held-out metrics a run of ``recipe`` reports (what ``evaluation.metric`` may name).
-
-    Read from the metric functions themselves, applied to a two-sample probe: MSE-Adapter reports the
-    regression metrics (MMSA or SIMS set, by value range) or the ERC metrics; EmoVerse reports
-    ``<task>_<metric>`` per task (MSA: binary sentiment, ER: ERC, ECPE: pair F1, FER / ERI and an ECPE set
-    without gold pairs: exact match).
-    """
-    from m2se.metrics import (
-        binary_sentiment_metrics,
-        ecpe_metrics,
-        erc_metrics,
-        msa_regression_metrics,
-        sims_regression_metrics,
-    )
-
-    def task_metrics(task: str) -> set[str]:
-        if task == "msa" and recipe.model.kind == "mse_adapter":
-            probe = [-0.5, 0.5]
-            return set(msa_regression_metrics(probe, probe)) | set(sims_regression_metrics(probe, probe))
-        if task == "msa":
-            return set(binary_sentiment_metrics(["Positive", "Negative"], ["Positive", "Negative"]))
-        if task == "er":
-            return set(erc_metrics(["a", "b"], ["a", "b"], ["a", "b"]))
-        if task == "ecpe":
-            return set(ecpe_metrics(["1_joy,1"], ["1_joy,1"])) | {"exact_match"}
-        return {"exact_match"}
-
-    if recipe.model.kind == "mse_adapter":
-        return sorted(task_metrics(recipe.tasks[0]))
-    return sorted(f"{task}_{name}" for task in recipe.tasks for name in task_metrics(task))
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
