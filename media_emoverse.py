@@ -106,6 +106,19 @@ def load_checked_image(image: ImageInput, index: int = 0):
     return _rgb_array(image, index)
 
 
+def flat_images(images: ImageInput | list | None, num_placeholders: int, image_token: str) -> list:
+    """All images of a batch as one flat list (given flat, one list per text, or a single image); ValueError
+    unless there is one image per `image_token` placeholder of the text."""
+    images = [] if images is None else images if isinstance(images, (list, tuple)) else [images]
+    flat = [image for item in images for image in (item if isinstance(item, (list, tuple)) else [item])]
+    if num_placeholders != len(flat):
+        raise ValueError(
+            f"got {len(flat)} image(s) but the text holds {num_placeholders} {image_token!r} "
+            "placeholder(s); pass one image per placeholder"
+        )
+    return flat
+
+
 def pixel_values(image_processor, images: list[ImageInput]) -> torch.Tensor:
     """`(num_images, 3, height, width)` pixel values of checked images (see `load_checked_image`)."""
     loaded = [load_checked_image(image, index) for index, image in enumerate(images)]
@@ -170,6 +183,7 @@ def load_video_frames(
 
 __all__ = [
     "VideoDecodingError",
+    "flat_images",
     "load_checked_image",
     "load_video_frames",
     "pixel_values",

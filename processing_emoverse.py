@@ -1,9 +1,9 @@
 """Processor for EmoVerse: an image processor, the LLM's tokenizer and a chat template with the paper's
-system prompt; it also owns the answer sets of the closed EMT tasks and builds their generation constraint.
+system prompt; it holds the answer sets of the closed EMT tasks and builds their generation constraint.
 
 Hub remote code: imports only transformers, torch, the standard library and its sibling modules (images and
-videos in `media_emoverse`, EMT records and chat turns in `records_emoverse`, the answer constraint in
-`answer_constraints`).
+videos in `media_emoverse`, EMT records, chat turns and padding in `records_emoverse`, the EMT text (system
+prompt, answer sets) in `templates_emoverse`, the answer constraint in `answer_constraints`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ try:
     from .media_emoverse import (
         ImageInput,
         VideoDecodingError,
+        flat_images,
         load_video_frames,
         pixel_values,
         portable_image_processor,
@@ -26,16 +27,19 @@ try:
     from .records_emoverse import (
         DEFAULT_CHAT_TEMPLATE,
         IGNORE_INDEX,
-        check_record,
-        conversation_ids,
+        check_lengths,
+        emt_rows,
         end_of_turn_id,
-        query_and_media,
+        expand_image_tokens,
+        pad_rows,
     )
+    from .templates_emoverse import CLOSED_TASK_ANSWERS, DEFAULT_SYSTEM_PROMPT
 except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
     from answer_constraints import AnswerSetLogitsProcessor
     from media_emoverse import (
         ImageInput,
         VideoDecodingError,
+        flat_images,
         load_video_frames,
         pixel_values,
         portable_image_processor,
@@ -43,20 +47,13 @@ except ImportError:  # imported as a top-level module (installed package or chec
     from records_emoverse import (
         DEFAULT_CHAT_TEMPLATE,
         IGNORE_INDEX,
-        check_record,
-        conversation_ids,
+        check_lengths,
+        emt_rows,
         end_of_turn_id,
-        query_and_media,
+        expand_image_tokens,
+        pad_rows,
     )
-
-DEFAULT_SYSTEM_PROMPT = "You are an sentiment and emotion analysis expert."
-
-CLOSED_TASK_ANSWERS: dict[str, tuple[str, ...]] = {
-    "msa": ("Positive.", "Negative."),
-    "er": ("Anger.", "Sadness.", "Surprise.", "Disgust.", "Joy.", "Neutral.", "Fear."),
-}
-"""The answers of EmoVerse's closed-set EMT tasks as its records spell them (the MELD emotions in the ER
-query's order; joy is `Joy.`, never MOSEI's `Happy.`). The EMT builders (`m2se.emt.templates`) write these."""
+    from templates_emoverse import CLOSED_TASK_ANSWERS, DEFAULT_SYSTEM_PROMPT
 
 
 class EmoVerseProcessor(ProcessorMixin):
@@ -163,36 +160,14 @@ class EmoVerseProcessor(ProcessorMixin):
         token_ids = [self.tokenizer(answer, add_special_tokens=False)["input_ids"] for answer in answers]
         return AnswerSetLogitsProcessor([[*ids, end_of_turn] for ids in token_ids], list(answers))
 
-    def _expand(self, text: str) -> str:
-        return text.replace(self.image_token, self.image_token * self.image_seq_length)
-
-    def _check_length(self, sequences: list[list[int]], max_length: int | None) -> None:
+    def _batch(self, rows: dict, images: list, padding_side: str, max_length: int | None, return_tensors):
+        """Check the lengths, pad `rows` (`input_ids`, `labels`) and add the `pixel_values` of `images`."""
         limit = max_length or self.max_length or self.tokenizer.model_max_length
-        for index, ids in enumerate(sequences):
-            if len(ids) > limit:
-                num_images = ids.count(self.image_token_id) // self.image_seq_length
-                raise ValueError(
-                    f"sample {index} is {len(ids)} tokens long after expanding {num_images} image(s) to "
-                    f"{self.image_seq_length} tokens each, more than the maximum length {limit}"
-                )
-
-    def _pad(self, rows: dict[str, list[list[int]]], padding_side: str, return_tensors: str | None):
-        """`input_ids` (padded with the pad token, else EOS), `attention_mask` and `labels` (padded with
-        IGNORE_INDEX) of the longest row's length, as a `BatchFeature`."""
-        longest = max(len(ids) for ids in rows["input_ids"])
-        pad_id = self.tokenizer.pad_token_id
-        fill = {"input_ids": self.tokenizer.eos_token_id if pad_id is None else pad_id, "attention_mask": 0}
-        rows = {**rows, "attention_mask": [[1] * len(ids) for ids in rows["input_ids"]]}
-        padded = {}
-        for key, values in rows.items():
-            fillers = [[fill.get(key, IGNORE_INDEX)] * (longest - len(row)) for row in values]
-            pairs = (
-                zip(fillers, values, strict=True)
-                if padding_side == "left"
-                else zip(values, fillers, strict=True)
-            )
-            padded[key] = [first + second for first, second in pairs]
-        return BatchFeature(padded, tensor_type=return_tensors)
+        check_lengths(rows["input_ids"], limit, self.image_token_id, self.image_seq_length)
+        batch = BatchFeature(pad_rows(rows, self.tokenizer, padding_side), tensor_type=return_tensors)
+        if images:
+            batch["pixel_values"] = pixel_values(self.image_processor, images)
+        return batch
 
     def __call__(
         self,
@@ -217,25 +192,17 @@ class EmoVerseProcessor(ProcessorMixin):
         texts = [text] if isinstance(text, str) else text
         if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
             raise TypeError(f"text must be a string or a non-empty list of strings, got {text!r:.200}")
-        images = [] if images is None else images if isinstance(images, (list, tuple)) else [images]
-        flat_images = [
-            image for item in images for image in (item if isinstance(item, (list, tuple)) else [item])
-        ]
-        num_placeholders = sum(sample.count(self.image_token) for sample in texts)
-        if num_placeholders != len(flat_images):
-            raise ValueError(
-                f"got {len(flat_images)} image(s) but the text holds {num_placeholders} {self.image_token!r} "
-                "placeholder(s); pass one image per placeholder"
-            )
+        images = flat_images(
+            images, sum(sample.count(self.image_token) for sample in texts), self.image_token
+        )
         input_ids = [
-            self.tokenizer(self._expand(sample), add_special_tokens=add_special_tokens)["input_ids"]
+            self.tokenizer(
+                expand_image_tokens(sample, self.image_token, self.image_seq_length),
+                add_special_tokens=add_special_tokens,
+            )["input_ids"]
             for sample in texts
         ]
-        self._check_length(input_ids, max_length)
-        batch = self._pad({"input_ids": input_ids}, padding_side, return_tensors)
-        if flat_images:
-            batch["pixel_values"] = pixel_values(self.image_processor, flat_images)
-        return batch
+        return self._batch({"input_ids": input_ids}, images, padding_side, max_length, return_tensors)
 
     def process_emt_records(
         self,
@@ -259,32 +226,8 @@ class EmoVerseProcessor(ProcessorMixin):
             `BatchFeature` with `input_ids`, `attention_mask` (and `labels`) of shape `(batch_size,
             sequence_length)` and `pixel_values` of shape `(num_images, 3, height, width)`.
         """
-        if isinstance(records, (dict, str)):
-            raise TypeError(
-                f"process_emt_records expects a list of EMT records, got a single {type(records).__name__}"
-            )
-        records = list(records)
-        if not records:
-            raise ValueError("process_emt_records got no EMT record; expected at least one")
-        for index, record in enumerate(records):
-            check_record(record, index, training)
-        input_ids, labels, media = [], [], []
-        for index, record in enumerate(records):
-            query, record_media = query_and_media(record, index, self.image_token, self.load_video_frames)
-            media.extend(record_media)
-            system = record.get("system") or self.system_prompt
-            response = record["response"] if training else None
-            ids, row_labels = conversation_ids(
-                self.tokenizer, self.chat_template, system, self._expand(query), response
-            )
-            input_ids.append(ids)
-            labels.append(row_labels)
-        self._check_length(input_ids, max_length)
-        rows = {"input_ids": input_ids, "labels": labels} if training else {"input_ids": input_ids}
-        batch = self._pad(rows, "right" if training else "left", return_tensors)
-        if media:
-            batch["pixel_values"] = pixel_values(self.image_processor, media)
-        return batch
+        rows, media = emt_rows(self, records, training)
+        return self._batch(rows, media, "right" if training else "left", max_length, return_tensors)
 
 
 EmoVerseProcessor.register_for_auto_class("AutoProcessor")

@@ -1,13 +1,14 @@
 """EMT (ms-swift) records for EmoVerse: a record's fields checked as the EMT loader (`m2se.data`) checks
-them, its query given one `<image>` placeholder per image or video frame, and its chat turns (system prompt,
-query, response) rendered with the chat template into token ids and labels.
+them, its query given one `<image>` placeholder per image or video frame (expanded to the visual tokens), its
+chat turns (system prompt, query, response) rendered with the chat template into token ids and labels, and
+those rows padded into a batch.
 
-Hub remote code: imports only the standard library (the tokenizer is passed in).
+Hub remote code: imports only the standard library (the tokenizer, or the processor holding it, is passed in).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 VIDEO_TAG = "<video>"
@@ -113,6 +114,54 @@ def query_and_media(
     return query, frames
 
 
+def expand_image_tokens(text: str, image_token: str, image_seq_length: int) -> str:
+    """Each `image_token` of `text` repeated `image_seq_length` times (one token per visual token)."""
+    return text.replace(image_token, image_token * image_seq_length)
+
+
+def emt_rows(processor, records: Iterable[dict], training: bool) -> tuple[dict[str, list[list[int]]], list]:
+    """Checked EMT records as token rows for `processor` (its tokenizer, chat template, system prompt, image
+    token and video frame loading): `input_ids` and, when `training`, `labels` (`conversation_ids`); and the
+    records' images / video frames in placeholder order. A single record or string is refused."""
+    if isinstance(records, (dict, str)):
+        raise TypeError(
+            f"process_emt_records expects a list of EMT records, got a single {type(records).__name__}"
+        )
+    records = list(records)
+    if not records:
+        raise ValueError("process_emt_records got no EMT record; expected at least one")
+    for index, record in enumerate(records):
+        check_record(record, index, training)
+    rows: dict[str, list] = {"input_ids": [], "labels": []}
+    media = []
+    for index, record in enumerate(records):
+        query, record_media = query_and_media(
+            record, index, processor.image_token, processor.load_video_frames
+        )
+        media.extend(record_media)
+        ids, labels = conversation_ids(
+            processor.tokenizer,
+            processor.chat_template,
+            record.get("system") or processor.system_prompt,
+            expand_image_tokens(query, processor.image_token, processor.image_seq_length),
+            record["response"] if training else None,
+        )
+        rows["input_ids"].append(ids)
+        rows["labels"].append(labels)
+    return (rows if training else {"input_ids": rows["input_ids"]}), media
+
+
+def check_lengths(sequences: list[list[int]], limit: int, image_token_id: int, image_seq_length: int) -> None:
+    """ValueError for the first sequence longer than `limit`, naming its length and its number of images."""
+    for index, ids in enumerate(sequences):
+        if len(ids) > limit:
+            num_images = ids.count(image_token_id) // image_seq_length
+            raise ValueError(
+                f"sample {index} is {len(ids)} tokens long after expanding {num_images} image(s) to "
+                f"{image_seq_length} tokens each, more than the maximum length {limit}"
+            )
+
+
 def render_chat(tokenizer, chat_template: str, messages: list[dict], add_generation_prompt: bool) -> str:
     return tokenizer.apply_chat_template(
         messages, chat_template=chat_template, tokenize=False, add_generation_prompt=add_generation_prompt
@@ -138,6 +187,24 @@ def conversation_ids(
     return prompt_ids + response_ids, [IGNORE_INDEX] * len(prompt_ids) + response_ids
 
 
+def pad_rows(rows: dict[str, list[list[int]]], tokenizer, padding_side: str) -> dict[str, list[list[int]]]:
+    """`input_ids` (padded with the pad token, else EOS), their `attention_mask` and, when given, `labels`
+    (padded with `IGNORE_INDEX`), every row as long as the longest, padded on `padding_side` ("left" or
+    "right")."""
+    pad_id = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+    longest = max(len(ids) for ids in rows["input_ids"])
+    rows = {**rows, "attention_mask": [[1] * len(ids) for ids in rows["input_ids"]]}
+    fill = {"input_ids": pad_id, "attention_mask": 0, "labels": IGNORE_INDEX}
+    padded = {}
+    for key, values in rows.items():
+        fillers = [[fill[key]] * (longest - len(row)) for row in values]
+        pairs = (
+            zip(fillers, values, strict=True) if padding_side == "left" else zip(values, fillers, strict=True)
+        )
+        padded[key] = [first + second for first, second in pairs]
+    return padded
+
+
 def end_of_turn_id(tokenizer, chat_template: str) -> int:
     """The token that ends an assistant answer: the chat template's end of turn when it is one special token
     (ChatML's `<|im_end|>`), else EOS."""
@@ -152,8 +219,12 @@ __all__ = [
     "DEFAULT_CHAT_TEMPLATE",
     "IGNORE_INDEX",
     "VIDEO_TAG",
+    "check_lengths",
     "check_record",
     "conversation_ids",
+    "emt_rows",
     "end_of_turn_id",
+    "expand_image_tokens",
+    "pad_rows",
     "query_and_media",
 ]

@@ -1,6 +1,7 @@
-"""The EMT (emotion multitask) query templates of M2SE (arXiv 2412.08049), exactly as released: the prompts
-EmoVerse is trained on and asked with (`m2se.emt` builds its records from them, `pipeline_emoverse` its
-queries).
+"""The EMT (emotion multitask) text of M2SE (arXiv 2412.08049), exactly as released: the task names, the
+system prompt, the query templates EmoVerse is trained on and asked with, and the answers of the closed tasks
+(`processing_emoverse` constrains generation to them, `m2se.emt` builds its records from all of it,
+`pipeline_emoverse` its queries).
 
 Only the utterance (and, for ECPE, the conversation lines) is substituted. The tags `<sentiment>`, `<emotion>`
 and `<reason>` are literal text of the released templates (task markers), not placeholders.
@@ -14,6 +15,15 @@ from collections.abc import Sequence
 
 EMT_TASKS = ("msa", "er", "fer", "eri", "ecpe")
 """The five EMT task names, in the order of the M2SE paper (records, stage rates and recipes use them)."""
+
+DEFAULT_SYSTEM_PROMPT = "You are an sentiment and emotion analysis expert."
+
+CLOSED_TASK_ANSWERS: dict[str, tuple[str, ...]] = {
+    "msa": ("Positive.", "Negative."),
+    "er": ("Anger.", "Sadness.", "Surprise.", "Disgust.", "Joy.", "Neutral.", "Fear."),
+}
+"""The answers of EmoVerse's closed-set EMT tasks as its records spell them, in the order their queries list
+them (ER: the MELD emotions; joy is `Joy.`, never MOSEI's `Happy.`)."""
 
 FER_QUERY = "Detail the facial expressions used in the image."
 ERI_QUERY = "<reason> What is the emotional state of the person in the video? Please tell me the reason."
@@ -32,17 +42,23 @@ ECPE_FOOTER = (
 )
 
 
+def _spoken_labels(task: str) -> str:
+    """`Anger.`, ..., `Fear.` -> "anger, ..., joy, neutral or fear" (how the released queries list them)."""
+    labels = [answer.removesuffix(".").lower() for answer in CLOSED_TASK_ANSWERS[task]]
+    return f"{', '.join(labels[:-1])} or {labels[-1]}"
+
+
 def msa_query(utterance: str) -> str:
     return (
         f"The person says: '{utterance}' <sentiment> Please determine which sentiment label in the video "
-        "represents: positive or negative."
+        f"represents: {_spoken_labels('msa')}."
     )
 
 
 def er_query(utterance: str) -> str:
     return (
         f"The person says: '{utterance}' <emotion> Please determine which emotion label in the video "
-        "represents: anger, sadness, surprise, disgust, joy, neutral or fear."
+        f"represents: {_spoken_labels('er')}."
     )
 
 

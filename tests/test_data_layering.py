@@ -1,5 +1,5 @@
-"""Package layering: imports go one way (m2se.emt -> m2se.data), no private cross-imports, one home per
-constant."""
+"""Package layering: the parts of ``m2se`` import one way (no cycle, e.g. m2se.emt -> m2se.data only), no
+private cross-imports, the remote code never imports ``m2se``; one home per constant."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 import m2se
 
 PACKAGE = Path(m2se.__file__).parent
+ROOT = PACKAGE.parent
+# The Hub remote code: the flat top-level modules (everything but the packaging and the training script).
+REMOTE_CODE = sorted(path for path in ROOT.glob("*.py") if path.stem not in ("setup", "train_m2se"))
+SOURCES = [*PACKAGE.rglob("*.py"), *(ROOT / "trainer_callbacks").rglob("*.py"), ROOT / "train_m2se.py"]
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -21,7 +25,7 @@ def _imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                module = f"{base}.{node.module}" if node.module else base
+                module = f"{base}.{node.module}".lstrip(".") if node.module else base
             else:
                 module = node.module
             names.add(module)
@@ -39,16 +43,89 @@ def test_data_imports_nothing_from_emt_or_training():
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
-def test_no_module_imports_a_private_module_of_another_package():
-    offenders = []
+def _layer(module: str) -> str | None:
+    """The part of ``m2se`` a module belongs to (``m2se.data``, ``m2se.reporting`` ...); None outside it."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "m2se" and len(parts) > 1 else None
+
+
+def _owner(module: str) -> str:
+    """Who may use a module's private names: its ``m2se`` part, its top-level package, or the flat module."""
+    return _layer(module) or module.split(".")[0]
+
+
+def _layer_graph() -> dict[str, set[str]]:
+    """``m2se`` part -> the other parts it imports (the parts: subpackages and top-level modules)."""
+    parts = {f"m2se.{path.stem}" for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    parts |= {f"m2se.{path.parent.name}" for path in PACKAGE.glob("*/__init__.py")}
+    graph: dict[str, set[str]] = {}
     for path in PACKAGE.rglob("*.py"):
-        own_package = ".".join(path.relative_to(PACKAGE.parent).parts[:2])
+        source = _layer(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        targets = {_layer(name) for name in _imported_modules(path)} & parts
+        graph.setdefault(source, set()).update(targets - {source})
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` (first node repeated at the end), or [] when it has none."""
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str]:
+        if node in visiting:
+            return [*visiting[visiting.index(node) :], node]
+        if node in done:
+            return []
+        visiting.append(node)
+        for target in sorted(graph.get(node, ())):
+            if found := visit(target):
+                return found
+        visiting.pop()
+        done.add(node)
+        return []
+
+    for node in sorted(graph):
+        if found := visit(node):
+            return found
+    return []
+
+
+def test_the_parts_of_m2se_import_downward_only():
+    # Every import counts, also one inside a function: a lazy import hides a cycle, it does not remove it.
+    graph = _layer_graph()
+    assert _cycle(graph) == []
+    assert "m2se.data" in graph["m2se.emt"] and "m2se.emt" in graph["m2se.training"]  # the graph is real
+
+
+def test_the_cycle_check_finds_a_cycle():
+    graph = {"m2se.data": {"m2se.cli"}, "m2se.emt": {"m2se.data"}}
+    assert _cycle(graph) == []
+    assert _cycle({**graph, "m2se.data": {"m2se.cli", "m2se.emt"}}) == ["m2se.data", "m2se.emt", "m2se.data"]
+
+
+def test_no_module_imports_a_private_name_of_another_package():
+    # m2se's parts, trainer_callbacks, train_m2se.py and the remote code: `_name`s stay inside their owner.
+    offenders = []
+    for path in [*SOURCES, *REMOTE_CODE]:
+        own = _owner(".".join(path.relative_to(ROOT).with_suffix("").parts))
         for name in _imported_modules(path):
             parts = name.split(".")
-            private = any(part.startswith("_") and part != "__future__" for part in parts[1:])
-            if name.startswith("m2se.") and private and not name.startswith(own_package + "."):
-                offenders.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
+            private = [
+                i for i, part in enumerate(parts) if part.startswith("_") and not part.startswith("__")
+            ]
+            if private and _owner(".".join(parts[: private[0]])) != own:
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []
+
+
+def test_the_remote_code_never_imports_the_m2se_package():
+    # On the Hub a checkpoint ships only the flat modules: an import of m2se / trainer_callbacks would fail.
+    assert {
+        path.name: sorted(
+            name for name in _imported_modules(path) if name.split(".")[0] in ("m2se", "trainer_callbacks")
+        )
+        for path in REMOTE_CODE
+    } == {path.name: [] for path in REMOTE_CODE}
 
 
 def _assigned_names(path: Path) -> set[str]:

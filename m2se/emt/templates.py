@@ -1,17 +1,17 @@
 """The exact EMT (emotion multitask) query/response templates of M2SE (arXiv 2412.08049).
 
-The queries (and the task names) live in the remote code `templates_emoverse.py`, which the EmoVerse pipeline
-ships with a checkpoint; this module re-exports them next to the responses. The answers of the closed tasks
-(MSA, ER) and the system prompt are the EmoVerse processor's (`processing_emoverse`), which constrains
-generation to them.
+The task names, the system prompt, the queries and the answers of the closed tasks (MSA, ER) live in the
+remote code `templates_emoverse.py`, which a checkpoint ships (the EmoVerse processor constrains generation to
+those answers, the pipeline builds its queries); this module re-exports them next to the responses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from processing_emoverse import CLOSED_TASK_ANSWERS, DEFAULT_SYSTEM_PROMPT
 from templates_emoverse import (
+    CLOSED_TASK_ANSWERS,
+    DEFAULT_SYSTEM_PROMPT,
     ECPE_FOOTER,
     ECPE_HEADER,
     EMT_TASKS,
@@ -24,13 +24,14 @@ from templates_emoverse import (
 )
 
 __all__ = [
+    "CLOSED_TASK_ANSWERS",
+    "DEFAULT_SYSTEM_PROMPT",
     "ECPE_FOOTER",
     "ECPE_HEADER",
     "EMT_TASKS",
     "ERI_QUERY",
     "ER_EMOTIONS",
     "FER_QUERY",
-    "SYSTEM_PROMPT",
     "ecpe_line",
     "ecpe_query",
     "ecpe_response",
@@ -39,8 +40,6 @@ __all__ = [
     "msa_query",
     "msa_response",
 ]
-
-SYSTEM_PROMPT = DEFAULT_SYSTEM_PROMPT
 
 ER_EMOTIONS = tuple(answer.removesuffix(".").lower() for answer in CLOSED_TASK_ANSWERS["er"])
 """The ER emotions in the order of the ER query and the answer set: anger, sadness, ..., fear."""

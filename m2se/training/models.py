@@ -133,7 +133,7 @@ def _tiny_tokenizer() -> PreTrainedTokenizerFast:
     from m2se.emt import templates
 
     corpus = [
-        templates.SYSTEM_PROMPT,
+        templates.DEFAULT_SYSTEM_PROMPT,
         templates.FER_QUERY,
         templates.ERI_QUERY,
         templates.ECPE_HEADER,
