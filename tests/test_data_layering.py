@@ -158,3 +158,35 @@ def test_the_two_task_lists_have_distinct_names():
     # MSE-Adapter's task types (regression / classification) and M2SE's EMT tasks are different facts.
     tasks = PACKAGE.parent / "tasks_mse_adapter.py"
     assert {"TASK_TYPES"} <= _assigned_names(tasks) and "TASKS" not in _assigned_names(tasks)
+
+
+def test_label_sets_and_the_system_prompt_are_written_once():
+    # The remote code holds them (a checkpoint ships it); everything else reads them. A literal copy of a
+    # label set (in any order or case, with or without the answers' period) or of the system prompt would be a
+    # second home. MELD's emotions are two facts of two models: MSE-Adapter's class index order
+    # (tasks_mse_adapter) and the order EmoVerse's ER query lists them in (templates_emoverse).
+    import tasks_mse_adapter
+    import templates_emoverse
+
+    def normal(labels) -> frozenset[str]:
+        return frozenset(label.removesuffix(".").casefold() for label in labels)
+
+    homes: dict[frozenset[str], set[str]] = {}
+    for labels, home in [
+        (tasks_mse_adapter.MELD_LABELS, "tasks_mse_adapter.py"),
+        (tasks_mse_adapter.CHERMA_LABELS, "tasks_mse_adapter.py"),
+        (templates_emoverse.EMT_TASKS, "templates_emoverse.py"),
+        *((answers, "templates_emoverse.py") for answers in templates_emoverse.CLOSED_TASK_ANSWERS.values()),
+    ]:
+        homes.setdefault(normal(labels), set()).add(home)
+    copies = []
+    for path in [*PACKAGE.rglob("*.py"), *REMOTE_CODE, *SOURCES[-1:]]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) > 1:
+                values = [elt.value for elt in node.elts if isinstance(elt, ast.Constant)]
+                strings = len(values) == len(node.elts) and all(isinstance(value, str) for value in values)
+                if strings and path.name not in homes.get(normal(values), {path.name}):
+                    copies.append(f"{path.relative_to(ROOT)}:{node.lineno} {values}")
+            elif isinstance(node, ast.Constant) and node.value == templates_emoverse.DEFAULT_SYSTEM_PROMPT:
+                copies.append(f"{path.relative_to(ROOT)}: the system prompt")
+    assert copies == ["templates_emoverse.py: the system prompt"]  # its one home

@@ -25,8 +25,9 @@ from typing import Any
 import datasets
 
 from m2se.data.tables import read_csv, read_text
+from tasks_mse_adapter import MELD_LABELS
 
-MELD_EMOTIONS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
+MELD_EMOTIONS = tuple(MELD_LABELS)  # in MSE-Adapter's MELD prompt order, which the class indices follow
 MELD_SENTIMENTS = ("negative", "neutral", "positive")
 MELD_COLUMNS = ("Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
 MELD_SPLIT_FILES = {

@@ -32,13 +32,14 @@ import numpy as np
 
 from m2se.data.conversations import MELD_EMOTIONS
 from m2se.data.schema import multimodal_features
+from tasks_mse_adapter import CHERMA_LABELS
 
 logger = logging.getLogger(__name__)
 
 ERC_LABEL_NAMES: dict[str, tuple[str, ...]] = {
     # Index order of the MSE-Adapter task prompts (PAPER_FACTS.md); for MELD that is the CSV loader's order.
     "meld": MELD_EMOTIONS,
-    "cherma": ("愤怒", "厌恶", "恐惧", "高兴", "平静", "悲伤", "惊奇"),
+    "cherma": tuple(CHERMA_LABELS),
     # Assumed: the six-class IEMOCAP setup common in ERC work (no prompt for it is published).
     "iemocap": ("happy", "sad", "neutral", "angry", "excited", "frustrated"),
 }

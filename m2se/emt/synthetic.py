@@ -30,7 +30,9 @@ _EMOTION_COLOURS = {
     "neutral": (128, 128, 128),
     "fear": (120, 40, 150),
 }
-_SENTIMENT_COLOURS = {"Positive.": (230, 120, 40), "Negative.": (40, 90, 200)}
+_SENTIMENT_COLOURS = dict(
+    zip(templates.CLOSED_TASK_ANSWERS["msa"], ((230, 120, 40), (40, 90, 200)), strict=True)
+)
 _FER_EMOTIONS = ("joy", "sadness", "surprise", "fear", "anger", "disgust")
 
 
@@ -87,7 +89,7 @@ def make_emt_dataset(
         )
 
     for i in range(num_per_task):
-        answer = ("Positive.", "Negative.")[int(rng.integers(2))]
+        answer = templates.CLOSED_TASK_ANSWERS["msa"][int(rng.integers(2))]
         image = _stripes_image(image_size, _SENTIMENT_COLOURS[answer], (), 1, rng)
         add("msa", i, templates.msa_query(sentences[i]), answer, image)
     for i in range(num_per_task):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-SENTIMENT_LABELS = ("Positive", "Negative")
+from templates_emoverse import CLOSED_TASK_ANSWERS
+
+SENTIMENT_LABELS = tuple(answer.removesuffix(".") for answer in CLOSED_TASK_ANSWERS["msa"])
 _LEADING_NOISE = re.compile(r"^[\s\"'“‘`]*")
 
 
