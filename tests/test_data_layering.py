@@ -143,6 +143,11 @@ def test_ignore_index_and_the_emt_task_list_have_one_home():
     modules = list(PACKAGE.rglob("*.py"))
     # IGNORE_INDEX is the remote code's (the processors build the labels); m2se imports it from there.
     assert [path for path in modules if "IGNORE_INDEX" in _assigned_names(path)] == []
+    # One per checkpoint family: a checkpoint ships only its own model's modules.
+    assert sorted(path.name for path in REMOTE_CODE if "IGNORE_INDEX" in _assigned_names(path)) == [
+        "processing_mse_adapter.py",
+        "records_emoverse.py",
+    ]
     # The EMT task list is the remote code's (templates_emoverse.py: the EmoVerse pipeline builds its queries
     # from it); m2se.emt.templates re-exports it.
     homes = [
