@@ -164,11 +164,14 @@ def check_training_flags(recipe: Recipe, args: TrainingArguments, flags: set[str
             f"{origin('train_sampling_strategy')} {args.train_sampling_strategy}: the curriculum is laid out "
             "in order and must be read with train_sampling_strategy sequential"
         )
-    if recipe.evaluation.patience is not None and "save_strategy" in asked and args.save_strategy == "no":
-        raise ValueError(
-            f"{origin('save_strategy')} no conflicts with evaluation.patience {recipe.evaluation.patience}: "
-            "early stopping keeps the best checkpoint, so it needs checkpoints"
-        )
+    for name in ("save_strategy", "save_steps"):
+        if recipe.evaluation.patience is not None and name in asked:
+            value = getattr(args, name)
+            raise ValueError(
+                f"{origin(name)} {getattr(value, 'value', value)} conflicts with evaluation.patience "
+                f"{recipe.evaluation.patience}: early stopping saves a checkpoint at every evaluation and "
+                f"keeps the best one; drop {origin(name)} (or --set evaluation.patience=null)"
+            )
 
 
 def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overwrite: bool) -> None:
@@ -249,17 +252,17 @@ def training_arguments_for(
         remove_unused_columns=False,
     )
     if recipe.evaluation.metric is not None and args.eval_strategy == "no":
-        steps_per_epoch = plan.stages[0].steps_per_epoch
-        updates.update(eval_strategy="steps", eval_steps=steps_per_epoch)
-        if recipe.evaluation.patience is not None:
-            # Early stopping keeps the best checkpoint, so checkpoints follow the evaluations.
-            updates.update(
-                save_strategy="steps",
-                save_steps=steps_per_epoch,
-                load_best_model_at_end=True,
-                metric_for_best_model=recipe.evaluation.metric,
-                greater_is_better=recipe.evaluation.greater_is_better,
-            )
+        updates.update(eval_strategy="steps", eval_steps=plan.stages[0].steps_per_epoch)
+    if recipe.evaluation.patience is not None:
+        # Early stopping keeps the best checkpoint, so checkpoints follow the evaluations (the recipe's, one
+        # per epoch, or the --eval_strategy steps / --eval_steps given).
+        updates.update(
+            save_strategy="steps",
+            save_steps=updates.get("eval_steps", args.eval_steps),
+            load_best_model_at_end=True,
+            metric_for_best_model=recipe.evaluation.metric,
+            greater_is_better=recipe.evaluation.greater_is_better,
+        )
     return updated(args, **updates)
 
 

@@ -44,7 +44,7 @@ def prepare(recipe_name: str, steps: int, output_dir: str):
         ]
     )
     set_seed(args.seed)
-    model, _, _, plan, collator = train_m2se.build_run(recipe, args)
+    model, _, _, plan, collator = train_m2se.build_run(recipe, args, Path(output_dir) / "media")
     args = train_m2se.training_arguments_for(recipe, args, plan)
     args = train_m2se.updated(
         args,

@@ -115,9 +115,13 @@ def test_resume_from_a_checkpoint_of_another_recipe_is_refused(tiny_run, tmp_pat
         (
             ["--set", "stages.0.rates={msa: 1.0, laughter: 0.5}"],
             ValueError,
-            r"unknown task\(s\) \['laughter'\]",
+            r"stages\.0\.rates\.laughter: unknown task 'laughter'; expected one of \['msa'",
         ),
-        (["--set", "stages.0.rates.msa=-1"], ValueError, r"in \[0, 1\]; got \{'msa': -1"),
+        (
+            ["--set", "stages.0.rates.msa=-1"],
+            ValueError,
+            r"stages\.0\.rates\.msa: expected a number in \[0, 1\] .*got float -1\.0",
+        ),
         (["--set", "stages.0.rates.msa=0"], ValueError, "at least one rate must be positive"),
         (["--set", "stages.0.epochs=[1]"], TypeError, "stages.0.epochs: expected int, got list"),
         (["--recipe", "mse_adapter_mosei"], FileNotFoundError, "unaligned_50.pkl does not exist"),
@@ -217,8 +221,16 @@ def test_tiny_m2se_run_covers_both_stages(tmp_path):
 
 
 @pytest.mark.slow
-def test_early_stopping_ends_the_run_when_the_metric_stops_improving(tmp_path):
-    # With a learning rate of 0 the MAE never improves: patience 1 stops after the second evaluation.
+@pytest.mark.parametrize(
+    ("eval_flags", "steps_between_evaluations"),
+    [([], 128 // 8), (["--eval_strategy", "steps", "--eval_steps", "4"], 4)],
+    ids=["every-epoch", "eval-steps-flag"],
+)
+def test_early_stopping_ends_the_run_when_the_metric_stops_improving(
+    eval_flags, steps_between_evaluations, tmp_path
+):
+    # With a learning rate of 0 the MAE never improves: patience 1 stops after the second evaluation, which
+    # comes one epoch (128 rows in batches of 8) apart by default, or at the --eval_steps given.
     output_dir = tmp_path / "early"
     train_m2se.main(
         [
@@ -228,13 +240,16 @@ def test_early_stopping_ends_the_run_when_the_metric_stops_improving(tmp_path):
             str(output_dir),
             "--learning_rate",
             "0",
+            *eval_flags,
             "--set",
             "evaluation.patience=1",
         ]
     )
     state = json.loads((output_dir / "trainer_state.json").read_text())
     evaluations = [entry for entry in state["log_history"] if "eval_MAE" in entry]
-    assert len(evaluations) == 2 and state["global_step"] == 2 * 128 // 8 < state["max_steps"]
+    assert (
+        len(evaluations) == 2 and state["global_step"] == 2 * steps_between_evaluations < state["max_steps"]
+    )
     assert state["best_metric"] == evaluations[0]["eval_MAE"]
 
 
@@ -298,6 +313,11 @@ def test_a_folder_of_the_users_own_files_is_refused_and_left_alone(tmp_path):
         (
             ["--save_strategy", "no", "--set", "evaluation.patience=2"],
             r"--save_strategy no conflicts with evaluation\.patience 2",
+        ),
+        (
+            ["--save_steps", "7", "--set", "evaluation.metric=MAE", "evaluation.patience=2"],
+            r"--save_steps 7 conflicts with evaluation\.patience 2: early stopping saves a checkpoint at "
+            "every evaluation",
         ),
         (["--batch_eval_metrics"], "--batch_eval_metrics True: not supported here, the held-out metrics"),
         (["--eval_do_concat_batches", "false"], "--eval_do_concat_batches False: not supported here"),
