@@ -50,6 +50,7 @@ from trainer_callbacks import CURRICULUM_FILE, M2SECurriculumCallback
 logger = logging.getLogger("train_m2se")
 
 NO_HELD_OUT = "No held-out metrics: the recipe holds out no test rows (e.g. data.options.num_eval_per_task 0)"
+SEEDS_SUMMARY = ("seeds_summary.json", "seeds_summary.md")  # what a run over several seeds adds to its folder
 RUN_FILE = "m2se_run.json"  # the resolved recipe of the run that owns an output folder
 # Files whose presence means an output folder holds a run.
 RUN_MARKERS = (RUN_FILE, "trainer_state.json", "eval_results.json", CURRICULUM_FILE)
@@ -174,6 +175,30 @@ def check_training_flags(recipe: Recipe, args: TrainingArguments, flags: set[str
             )
 
 
+def check_seeds_folder(parent: Path) -> None:
+    """A run over several seeds owns ``parent``: refuse one holding more than its seed runs and summaries."""
+    if parent.is_dir():
+        refuse_foreign_files(
+            parent,
+            [
+                path.name
+                for path in parent.iterdir()
+                if not (path.is_dir() and path.name.startswith("seed_")) and path.name not in SEEDS_SUMMARY
+            ],
+            "a run over several seeds writes seed_<seed>/ folders and seeds_summary.json/.md there",
+        )
+
+
+def refuse_foreign_files(folder: Path, names: list[str], why: str) -> None:
+    if names:
+        names = sorted(names)
+        raise FileExistsError(
+            f"output folder {folder} holds files that train_m2se.py did not write "
+            f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); {why}: choose a new or empty "
+            "--output_dir"
+        )
+
+
 def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overwrite: bool) -> None:
     """Refuse to mix two runs in one folder; refuse to resume from a checkpoint of another recipe."""
     if resume is not None:
@@ -193,13 +218,9 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
             )
         return
     if output_dir.is_dir() and not (output_dir / RUN_FILE).is_file():
-        foreign = sorted(path.name for path in output_dir.iterdir())
-        if foreign:
-            raise FileExistsError(
-                f"output folder {output_dir} holds files that train_m2se.py did not write "
-                f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); refusing to write over "
-                "them: choose a new or empty --output_dir"
-            )
+        refuse_foreign_files(
+            output_dir, [path.name for path in output_dir.iterdir()], "refusing to write over them"
+        )
     run_file = output_dir / RUN_FILE
     if run_file.is_file() and json.loads(run_file.read_text(encoding="utf-8")).get("status") == "failed":
         return  # the folder holds a failed run of ours: a rerun replaces it
@@ -530,6 +551,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seeds = recipe.seeds or [args.seed]
     else:
         seeds = [int(seed) for seed in script_args.seeds.split(",")]
+    if len(seeds) > 1:
+        check_seeds_folder(Path(args.output_dir))
     results: dict[int, dict[str, float]] = {}
     try:
         for seed in seeds:
@@ -541,8 +564,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             from m2se.reporting import summarize_seeds
 
             summary, table = summarize_seeds(results)
-            Path(args.output_dir, "seeds_summary.json").write_text(json.dumps(summary, indent=2))
-            Path(args.output_dir, "seeds_summary.md").write_text(table + "\n")
+            with atomic_file(Path(args.output_dir, SEEDS_SUMMARY[0])) as handle:
+                json.dump(summary, handle, indent=2)
+            with atomic_file(Path(args.output_dir, SEEDS_SUMMARY[1])) as handle:
+                handle.write(table + "\n")
             print(table)
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -278,6 +278,17 @@ def test_classification_run_writes_a_confusion_matrix(tmp_path):
     assert "task" not in json.loads((output_dir / "config.json").read_text())
 
 
+def test_a_multi_seed_run_refuses_a_folder_of_the_users_files(tmp_path):
+    output_dir = tmp_path / "mine"
+    output_dir.mkdir()
+    (output_dir / "seeds_notes.txt").write_text("my notes")
+    with pytest.raises(
+        FileExistsError, match=r"holds files that train_m2se\.py did not write \(seeds_notes\.txt\)"
+    ):
+        train_m2se.main(["--recipe", "tiny_mse_adapter", "--seeds", "1,2", "--output_dir", str(output_dir)])
+    assert [path.name for path in output_dir.iterdir()] == ["seeds_notes.txt"]
+
+
 def test_a_folder_of_the_users_own_files_is_refused_and_left_alone(tmp_path):
     output_dir = tmp_path / "mine"
     output_dir.mkdir()
