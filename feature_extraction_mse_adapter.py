@@ -506,8 +506,8 @@ class MSEAdapterVideoProcessor(VideoProcessorMixin):
         _, model = self._load_encoder()
         width = getattr(model.config, "hidden_size", None)
         if not isinstance(width, int):
-            # timm models (TimmWrapperModel) report their pooled width on the model, not in the config.
-            width = getattr(model, "num_features", None)
+            # timm models (TimmWrapperModel) report their pooled width on the wrapped timm model only.
+            width = getattr(getattr(model, "timm_model", None), "num_features", None)
         if not isinstance(width, int):
             raise ValueError(f"{self.encoder}: cannot tell the encoder's output width (no hidden_size)")
         return width
