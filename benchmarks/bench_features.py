@@ -2,9 +2,10 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_features.py --seconds 10 --clips 24
 
-* real-time factor of each audio backend (seconds of audio per second of compute, one thread), measured on
-  ``--seconds`` of a chirp plus noise after one warm-up call (the first call loads openSMILE / compiles
-  librosa's numba kernels);
+* real-time factor of each audio backend (seconds of audio per second of compute, one thread): the median of
+  ``--repeats`` interleaved runs on ``--seconds`` of a chirp plus noise after one warm-up call (the first call
+  loads openSMILE / compiles librosa's numba kernels), with ``opensmile.Smile.process_signal`` called directly
+  on the same signal as the ceiling of the openSMILE backends;
 * frames per second of the video path (PyAV decoding at 2 fps, Haar face detection, a small CLIP vision
   tower built from a config: 4 layers, width 128, 224 px);
 * clips per second of ``python -m m2se.features extract`` (eGeMAPS, 3 s MP4 clips with AAC audio) with
@@ -15,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import av
@@ -55,16 +59,32 @@ def write_clip(path: Path, seconds: float, frequency: float) -> None:
         container.mux(audio.encode())
 
 
-def real_time_factors(seconds: float) -> dict[str, float]:
+def real_time_factors(seconds: float, repeats: int) -> dict[str, float]:
+    """Median real-time factor of each backend, and of openSMILE called directly (its ceiling here)."""
+    import opensmile
+
     signal = test_signal(seconds)
-    factors = {}
+    runs: dict[str, Callable[[], object]] = {}
     for backend in ("egemaps", "compare", "librosa"):
         extractor = MSEAdapterAudioFeatureExtractor(backend=backend)
-        extractor.extract_frames(signal[:RATE], RATE)  # warm-up
-        start = time.perf_counter()
-        extractor.extract_frames(signal, RATE)
-        factors[backend] = seconds / (time.perf_counter() - start)
-    return factors
+        runs[backend] = partial(extractor.extract_frames, signal, RATE)
+    for name, feature_set in (
+        ("egemaps", opensmile.FeatureSet.eGeMAPSv02),
+        ("compare", opensmile.FeatureSet.ComParE_2016),
+    ):
+        smile = opensmile.Smile(
+            feature_set=feature_set, feature_level=opensmile.FeatureLevel.LowLevelDescriptors
+        )
+        runs[f"{name}, opensmile.Smile alone"] = partial(smile.process_signal, signal, RATE)
+    for run in runs.values():
+        run()  # warm-up: loads openSMILE's configuration, compiles librosa's numba kernels
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):  # interleaved, so that a change of machine load hits every backend alike
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: seconds / statistics.median(values) for name, values in times.items()}
 
 
 def video_frames_per_second(folder: Path) -> float:
@@ -114,12 +134,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="audio length for the real-time factors")
     parser.add_argument("--clips", type=int, default=24, help="clips in the extraction manifest")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per audio backend (median)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"load average at start: {os.getloadavg()}")
     rows = [
         (f"audio {name} (x real time, 1 thread)", value)
-        for name, value in real_time_factors(args.seconds).items()
+        for name, value in real_time_factors(args.seconds, args.repeats).items()
     ]
     with tempfile.TemporaryDirectory() as folder:
         rows.append(("video path, tiny CLIP 224 px (frames/s)", video_frames_per_second(Path(folder))))
