@@ -273,3 +273,10 @@ def test_cli_mix_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         emt_cli(["mix", "--stage", str(stage), "--data", f"er={empty}", "--out", str(tmp_path / "o.jsonl")])
     assert "no 'er' record in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        emt_cli(["mix", "--stage", str(stage), "--budget", "0", "--out", str(tmp_path / "o.jsonl")])
+    assert (
+        "stage 'stage' with overrides: budget: expected a positive int (a number of samples) or null, got "
+        "int 0" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "o.jsonl").exists()

@@ -118,10 +118,13 @@ class Stage:
         seed: int | None = None,
     ) -> Stage:
         """A copy with some tasks' files, the exclude files, the budget or the seed replaced."""
-        return replace(
-            self,
-            data={**self.data, **{task: tuple(paths) for task, paths in (data or {}).items()}},
-            exclude=tuple(exclude) if exclude is not None else self.exclude,
-            budget=budget if budget is not None else self.budget,
-            seed=seed if seed is not None else self.seed,
-        )
+        try:
+            return replace(
+                self,
+                data={**self.data, **{task: tuple(paths) for task, paths in (data or {}).items()}},
+                exclude=tuple(exclude) if exclude is not None else self.exclude,
+                budget=budget if budget is not None else self.budget,
+                seed=seed if seed is not None else self.seed,
+            )
+        except ValueError as error:
+            raise ValueError(f"stage {self.name!r} with overrides: {error}") from None
