@@ -41,6 +41,8 @@ from m2se.metrics import (
 from processing_emoverse import CLOSED_TASK_ANSWERS
 
 HELD_OUT_INDEX = "held_out_index"
+# What the Trainer's evaluation loop pads gathered predictions with (`pad_across_processes`, `nested_concat`).
+TRAINER_PADDING_INDEX = -100
 # MSE-Adapter: the processor's `metric_set` (tasks_mse_adapter.METRIC_SETS) -> the metric function.
 MSE_ADAPTER_METRICS: dict[str, Callable[..., dict[str, float]]] = {
     "mosei": msa_regression_metrics,
@@ -81,7 +83,7 @@ def metric_names(model_kind: str, tasks: Sequence[str]) -> list[str]:
             return sorted(erc_metrics(["a", "b"], ["a", "b"], ["a", "b"]))
         probe = [-0.5, 0.5]
         return sorted(set(msa_regression_metrics(probe, probe)) | set(sims_regression_metrics(probe, probe)))
-    probes = {"msa": "Positive.", "er": "Joy.", "ecpe": "1_joy,1"}
+    probes = {task: answers[0] for task, answers in CLOSED_TASK_ANSWERS.items()} | {"ecpe": "1_joy,1"}
     names = set()
     for task in tasks:
         probe = [probes.get(task, "text"), probes.get(task, "text")]
@@ -215,7 +217,9 @@ class HeldOutEvaluator:
         metrics = self._mse_adapter_metrics(indices, predictions) if self.is_mse_adapter else {}
         if not self.is_mse_adapter:
             answers = self.processor.tokenizer.batch_decode(
-                np.where(predictions == -100, self.processor.tokenizer.pad_token_id, predictions),
+                np.where(
+                    predictions == TRAINER_PADDING_INDEX, self.processor.tokenizer.pad_token_id, predictions
+                ),
                 skip_special_tokens=True,
             )
             for task in self.tasks:

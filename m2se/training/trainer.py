@@ -35,8 +35,8 @@ class M2SETrainer(Trainer):
         super().__init__(*args, compute_metrics=evaluator.compute_metrics, **kwargs)
         if self.args.remove_unused_columns:
             raise ValueError(
-                "M2SETrainer needs TrainingArguments(remove_unused_columns=False): its collators read the raw "
-                f"columns (text, audio, video or EMT records, and {HELD_OUT_INDEX}), got True"
+                "M2SETrainer needs TrainingArguments(remove_unused_columns=False): its collators read the "
+                f"raw columns (text, audio, video or EMT records, and {HELD_OUT_INDEX}), got True"
             )
         self.evaluator = evaluator
         self.rows_scored = 0  # by this rank in the current evaluation loop
