@@ -31,6 +31,7 @@ from transformers.pipelines.pt_utils import PipelineIterator
 
 try:
     from .templates_emoverse import (
+        CLOSED_TASK_ANSWERS,
         EMT_TASKS,
         ERI_QUERY,
         FER_QUERY,
@@ -40,12 +41,20 @@ try:
         msa_query,
     )
 except ImportError:  # imported as a top-level module (installed package or checkout), not as Hub code
-    from templates_emoverse import EMT_TASKS, ERI_QUERY, FER_QUERY, ecpe_line, ecpe_query, er_query, msa_query
+    from templates_emoverse import (
+        CLOSED_TASK_ANSWERS,
+        EMT_TASKS,
+        ERI_QUERY,
+        FER_QUERY,
+        ecpe_line,
+        ecpe_query,
+        er_query,
+        msa_query,
+    )
 
 PIPELINE_TASK = "multimodal-emotion-analysis"
 # Tasks whose query quotes the utterance.
 UTTERANCE_TASKS = ("msa", "er")
-CLOSED_TASKS = ("msa", "er")
 CONVERSATION_KEYS = ("speaker", "emotion", "text")
 
 
@@ -216,7 +225,7 @@ class EmoVersePipeline(Pipeline):
         """`answers`: one string per sample (a closed task's answer, or the decoded free text)."""
         inputs, task = model_inputs["inputs"], model_inputs["task"]
         prompt_length = inputs["input_ids"].shape[1]
-        if task in CLOSED_TASKS:
+        if task in CLOSED_TASK_ANSWERS:
             constraint = self.processor.answer_logits_processor(task)
             generated = self.model.generate(
                 **inputs,
