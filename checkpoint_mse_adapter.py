@@ -15,7 +15,7 @@ import struct
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.modeling_utils import load_state_dict
-from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
+from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
 
 try:
     from .pipeline_mse_adapter import custom_pipelines
@@ -51,6 +51,25 @@ def check_folder_or_hub_id(path: str | os.PathLike, description: str, remedy: st
         f"{description} is {path!r}: neither an existing folder nor a Hub model id ('name' or "
         f"'namespace/name'){remedy}"
     )
+
+
+def check_json_file(path: str, expected: str) -> None:
+    """Raise a ValueError naming `path` and where its JSON breaks (line, column) when it is not valid JSON.
+
+    A missing file is left to the loader, whose message names it.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            json.load(file)
+    except FileNotFoundError:
+        return
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); expected "
+            f"{expected}"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error.reason}); expected {expected}") from None
 
 
 def read_safetensors_header(weights_file: str) -> dict[str, dict]:
@@ -183,6 +202,12 @@ class MSEAdapterCheckpointMixin:
             try:
                 config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
             except OSError as error:  # transformers' offline message does not say which name it looked for
+                if os.path.isdir(pretrained_model_name_or_path):
+                    config_file = os.path.join(
+                        pretrained_model_name_or_path, hub_kwargs.get("subfolder", ""), CONFIG_NAME
+                    )
+                    check_json_file(config_file, "the config.json written by save_pretrained")
+                    raise
                 raise OSError(
                     f"pretrained_model_name_or_path is {os.fspath(pretrained_model_name_or_path)!r}: not an "
                     f"existing folder, and it could not be loaded as a Hub model id ({error}); expected a "

@@ -149,6 +149,24 @@ def test_an_adapter_id_that_is_neither_a_folder_nor_reachable_is_named(
     assert error.value.__suppress_context__
 
 
+def test_a_folder_whose_config_json_is_not_json_names_the_file_and_position(
+    checkpoints, tmp_path, no_backbone_load
+):
+    folder = copy_checkpoint(checkpoints, "adapter", tmp_path)
+    config_file = folder / "config.json"
+    config_file.write_text('{\n  "model_type": "mse_adapter",,\n}')
+    with pytest.raises(ValueError) as error:
+        MSEAdapterForCausalLM.from_pretrained(folder)
+    assert str(error.value) == (
+        f"{config_file} is not valid JSON (Expecting property name enclosed in double quotes at line 2, "
+        "column 31); expected the config.json written by save_pretrained"
+    )
+    assert "not an existing folder" not in str(error.value)
+    config_file.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ValueError, match=f"^{re.escape(str(config_file))} is not UTF-8 text \\("):
+        MSEAdapterForCausalLM.from_pretrained(folder)
+
+
 def set_config_field(folder, field, value):
     config_file = folder / "config.json"
     config = json.loads(config_file.read_text())
