@@ -192,6 +192,9 @@ class EmoVerseProcessor(ProcessorMixin):
         texts = [text] if isinstance(text, str) else text
         if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
             raise TypeError(f"text must be a string or a non-empty list of strings, got {text!r:.200}")
+        blank = [index for index, sample in enumerate(texts) if not sample.strip()]
+        if blank:  # it would tokenize to no ids (or only special tokens): nothing for the model to read
+            raise ValueError(f"text[{blank[0]}] is {texts[blank[0]]!r}; expected a non-blank prompt")
         images = flat_images(
             images, sum(sample.count(self.image_token) for sample in texts), self.image_token
         )

@@ -77,6 +77,15 @@ def test_image_count_must_match_placeholders(emoverse_processor):
         emoverse_processor.process_emt_records([record])
 
 
+@pytest.mark.parametrize("blank", ["", " \n\t"])
+def test_a_blank_prompt_is_refused_naming_its_index(emoverse_processor, blank):
+    with pytest.raises(ValueError) as error:
+        emoverse_processor(text=["a prompt", blank])
+    assert str(error.value) == f"text[1] is {blank!r}; expected a non-blank prompt"
+    with pytest.raises(ValueError, match=r"^text\[0\] is "):
+        emoverse_processor(text=blank)
+
+
 def test_missing_and_corrupt_image_files_name_the_path(emoverse_processor, tmp_path):
     missing = tmp_path / "nope.png"
     with pytest.raises(FileNotFoundError, match=r"nope\.png"):
