@@ -27,32 +27,27 @@ VISION_MODEL_TYPES_WITHOUT_CLASS_TOKEN = ("siglip_vision_model", "siglip2_vision
 CHECKPOINT_CONTENTS = ("trained", "merged")
 
 
-def _timm_token_layout(vision_config: PretrainedConfig) -> tuple[int, int] | None:
-    """(number of patch tokens, number of prefix tokens) of a timm ViT described by a `TimmWrapperConfig`."""
-    model_args = vision_config.model_args or {}
-    pretrained_cfg = getattr(vision_config, "pretrained_cfg", None) or {}
-    image_size = model_args.get("img_size") or (pretrained_cfg.get("input_size") or [None])[-1]
-    patch_size = model_args.get("patch_size")
-    if patch_size is None:
-        match = re.search(r"patch(\d+)", vision_config.architecture or "")
-        patch_size = int(match.group(1)) if match else None
-    if image_size is None or patch_size is None:
-        return None
-    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
-    num_prefix_tokens = int(model_args.get("class_token", True)) + int(model_args.get("reg_tokens", 0))
-    return (height // patch_size) * (width // patch_size), num_prefix_tokens
-
-
-def _vision_token_layout(vision_config: PretrainedConfig) -> tuple[int, int] | None:
-    """(number of patch tokens, number of prefix tokens) per image, or None when the config does not tell."""
+def vision_layout(vision_config: PretrainedConfig) -> tuple[tuple[int, int, int] | None, int | None, int]:
+    """(input shape (channels, height, width), patch size, class + register tokens) of the vision encoder; a
+    shape or patch size its config does not tell is None. timm: `model_args` over `pretrained_cfg`;
+    transformers' vision configs default to RGB."""
     if vision_config.model_type == "timm_wrapper":
-        return _timm_token_layout(vision_config)
-    image_size = getattr(vision_config, "image_size", None)
-    patch_size = getattr(vision_config, "patch_size", None)
-    if not isinstance(image_size, int) or not isinstance(patch_size, int):
-        return None
-    num_prefix_tokens = 0 if vision_config.model_type in VISION_MODEL_TYPES_WITHOUT_CLASS_TOKEN else 1
-    return (image_size // patch_size) ** 2, num_prefix_tokens
+        model_args = vision_config.model_args or {}
+        input_size = (getattr(vision_config, "pretrained_cfg", None) or {}).get("input_size") or (3, None)
+        channels = model_args.get("in_chans", input_size[0])
+        image_size = model_args.get("img_size") or tuple(input_size[1:])
+        match = re.search(r"patch(\d+)", vision_config.architecture or "")
+        patch_size = model_args.get("patch_size") or (int(match.group(1)) if match else None)
+        num_prefix_tokens = int(model_args.get("class_token", True)) + int(model_args.get("reg_tokens", 0))
+    else:
+        channels = getattr(vision_config, "num_channels", 3)
+        image_size = getattr(vision_config, "image_size", None)
+        patch_size = getattr(vision_config, "patch_size", None)
+        num_prefix_tokens = 0 if vision_config.model_type in VISION_MODEL_TYPES_WITHOUT_CLASS_TOKEN else 1
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    known = isinstance(channels, int) and isinstance(image_size, (list, tuple)) and len(image_size) == 2
+    return (channels, *image_size) if known else None, patch_size, num_prefix_tokens
 
 
 class EmoVerseConfig(PretrainedConfig):
@@ -134,12 +129,14 @@ class EmoVerseConfig(PretrainedConfig):
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
         if not self.image_token:
             raise ValueError("image_token must be a non-empty string")
-        layout = _vision_token_layout(self.vision_config)
-        if self.num_vision_prefix_tokens is None and layout is not None:
-            self.num_vision_prefix_tokens = layout[1]
-        if self.image_seq_length is None and layout is not None:
-            full = self.vision_feature_select_strategy == "full"
-            self.image_seq_length = layout[0] + (self.num_vision_prefix_tokens if full else 0)
+        input_shape, patch_size, num_prefix_tokens = vision_layout(self.vision_config)
+        if input_shape is not None and isinstance(patch_size, int):
+            if self.num_vision_prefix_tokens is None:
+                self.num_vision_prefix_tokens = num_prefix_tokens
+            if self.image_seq_length is None:
+                full = self.vision_feature_select_strategy == "full"
+                num_patches = (input_shape[1] // patch_size) * (input_shape[2] // patch_size)
+                self.image_seq_length = num_patches + (self.num_vision_prefix_tokens if full else 0)
         if self.image_seq_length is not None and self.image_seq_length <= 0:
             raise ValueError(f"image_seq_length must be positive, got {self.image_seq_length}")
         # The LLM's own tying decides (SmolLM2 ties lm_head to the input embeddings).

@@ -24,7 +24,7 @@ from transformers import (
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 try:
-    from .configuration_emoverse import EmoVerseConfig
+    from .configuration_emoverse import EmoVerseConfig, vision_layout
     from .peft_emoverse import (
         LORA_ADAPTER_NAME,
         is_trained_parameter,
@@ -35,7 +35,7 @@ try:
     )
     from .pipeline_emoverse import custom_pipelines
 except ImportError:  # imported as a top-level module from a checkout instead of as Hub remote code
-    from configuration_emoverse import EmoVerseConfig
+    from configuration_emoverse import EmoVerseConfig, vision_layout
     from peft_emoverse import (
         LORA_ADAPTER_NAME,
         is_trained_parameter,
@@ -77,6 +77,13 @@ def check_inputs(
             raise ValueError(
                 "pixel_values must be a float tensor of shape (num_images, channels, height, width), got "
                 f"{pixel_values.dtype} of shape {tuple(pixel_values.shape)}"
+            )
+        expected_shape = vision_layout(config.vision_config)[0]
+        if expected_shape is not None and tuple(pixel_values.shape[1:]) != tuple(expected_shape):
+            raise ValueError(
+                f"pixel_values must have shape (num_images, {', '.join(map(str, expected_shape))}) "
+                "(channels, height, width of the vision encoder's input), got "
+                f"{tuple(pixel_values.shape)}; build inputs with EmoVerseProcessor"
             )
         non_finite = (~torch.isfinite(pixel_values)).flatten(1).any(dim=1).nonzero().flatten().tolist()
         if non_finite:

@@ -196,6 +196,31 @@ def test_model_rejects_placeholder_and_image_count_mismatch(emoverse_model, emov
         emoverse_model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"].repeat(2, 1, 1, 1))
 
 
+@pytest.mark.parametrize(
+    ("crop", "received"),
+    [
+        ((slice(None), slice(None), slice(None), slice(0, 5)), (1, 3, 32, 5)),  # width 5
+        ((slice(None), slice(0, 1)), (1, 1, 32, 32)),  # one channel
+    ],
+)
+def test_model_refuses_pixel_values_of_the_wrong_size_before_the_vision_tower(
+    emoverse_model, emoverse_processor, crop, received
+):
+    from PIL import Image
+
+    batch = emoverse_processor(text=["<image> hello"], images=[Image.new("RGB", (32, 32))])
+    calls = []
+    hook = emoverse_model.vision_tower.register_forward_pre_hook(lambda *args: calls.append(args))
+    with pytest.raises(ValueError) as error:
+        emoverse_model(**{**batch, "pixel_values": batch["pixel_values"][crop]})
+    hook.remove()
+    assert str(error.value) == (
+        "pixel_values must have shape (num_images, 3, 32, 32) (channels, height, width of the vision "
+        f"encoder's input), got {received}; build inputs with EmoVerseProcessor"
+    )
+    assert calls == []  # refused before the vision tower ran
+
+
 def test_config_built_vision_tower_cannot_be_saved_as_trained_parts(emoverse_parts, tmp_path):
     from modeling_emoverse import EmoVerseForConditionalGeneration
 
