@@ -1,6 +1,7 @@
 """EmoVerse media loading: images (paths, PIL images, arrays, tensors) checked and turned into RGB, video
-frames decoded with PyAV (`transformers.video_utils.load_video`), and a saveable stand-in for timm image
-processors.
+frames decoded with PyAV (`transformers.video_utils.load_video`), a saveable stand-in for timm image
+processors, and the pretrained parts (encoder, LLM, their processors, a checkpoint) loaded by name/path with
+one error naming the part when the name/path is neither a folder nor a loadable Hub id.
 
 Hub remote code: imports only transformers, torch and the standard library.
 """
@@ -8,6 +9,7 @@ Hub remote code: imports only transformers, torch and the standard library.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +24,39 @@ IMAGE_CHANNELS = (
     4,
 )  # grayscale, RGB, RGBA (the alpha channel is dropped, as PIL's RGB conversion does)
 TIMM_RESAMPLING = {"bicubic": PILImageResampling.BICUBIC, "bilinear": PILImageResampling.BILINEAR}
+
+
+# A Hub model id: "name" or "namespace/name", each part of letters, digits, "_", "-", "." that neither starts
+# nor ends with "-" or "." (huggingface_hub's rule, which would otherwise fail deep inside the download code).
+# MSE-Adapter's remote code holds the same rule: neither model's checkpoint ships the other's modules.
+_HUB_ID_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+_HUB_MODEL_ID = re.compile(rf"(?:{_HUB_ID_PART}/)?{_HUB_ID_PART}")
+
+
+def load_pretrained_part(loader: type, name_or_path: str | os.PathLike, part: str, **kwargs) -> Any:
+    """`loader.from_pretrained(name_or_path, **kwargs)`, or one error naming `part` (e.g. "the vision tower")
+    and the value when it is neither an existing folder nor a Hub model id that can be loaded; transformers'
+    own messages name neither (a missing folder reads as a malformed repo id)."""
+    name_or_path = os.fspath(name_or_path)
+    is_folder = os.path.isdir(name_or_path)
+    is_hub_id = (
+        bool(_HUB_MODEL_ID.fullmatch(name_or_path)) and ".." not in name_or_path and "--" not in name_or_path
+    )
+    if not is_folder and not is_hub_id:
+        raise ValueError(
+            f"{part} is {name_or_path!r}: neither an existing folder nor a Hub model id ('name' or "
+            "'namespace/name')"
+        )
+    try:
+        return loader.from_pretrained(name_or_path, **kwargs)
+    except OSError as error:
+        if is_folder:
+            raise  # transformers names the file the folder lacks
+        offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+        raise OSError(
+            f"{part} is {name_or_path!r}: not an existing folder, and it could not be loaded as a Hub "
+            f"model id{' offline (HF_HUB_OFFLINE is set)' if offline else ''} ({error})"
+        ) from None
 
 
 class VideoDecodingError(ValueError):

@@ -25,6 +25,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 try:
     from .configuration_emoverse import EmoVerseConfig, vision_layout
+    from .media_emoverse import load_pretrained_part
     from .peft_emoverse import (
         LORA_ADAPTER_NAME,
         is_trained_parameter,
@@ -36,6 +37,7 @@ try:
     from .pipeline_emoverse import custom_pipelines
 except ImportError:  # imported as a top-level module from a checkout instead of as Hub remote code
     from configuration_emoverse import EmoVerseConfig, vision_layout
+    from media_emoverse import load_pretrained_part
     from peft_emoverse import (
         LORA_ADAPTER_NAME,
         is_trained_parameter,
@@ -66,6 +68,26 @@ def _vision_width(vision_tower: nn.Module) -> int:
     if timm_model is not None:
         return timm_model.num_features
     return vision_tower.config.hidden_size
+
+
+def _vision_tower(
+    vision_model: str | os.PathLike | PreTrainedModel | PretrainedConfig, load_kwargs: dict
+) -> tuple[PreTrainedModel, str | None]:
+    """The encoder `from_parts` is given (a name/path, a loaded model or a config) and the name/path a
+    trained-parts checkpoint reloads it from (None for an encoder built from a config)."""
+    if isinstance(vision_model, (str, os.PathLike)):
+        name_or_path = str(vision_model)
+        return load_pretrained_part(
+            AutoModel, name_or_path, "vision_model (the vision tower)", **load_kwargs
+        ), name_or_path
+    if isinstance(vision_model, PreTrainedModel):
+        return vision_model, vision_model.name_or_path or None
+    if isinstance(vision_model, PretrainedConfig):
+        return AutoModel.from_config(vision_model), None
+    raise TypeError(
+        "vision_model must be a name/path, a PreTrainedModel or a vision config, "
+        f"got {type(vision_model).__name__}"
+    )
 
 
 def check_inputs(
@@ -172,22 +194,14 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         load_kwargs = {"trust_remote_code": trust_remote_code}
         if dtype is not None:
             load_kwargs["dtype"] = dtype
-        vision_model_name_or_path = None
-        if isinstance(vision_model, (str, os.PathLike)):
-            vision_model_name_or_path = str(vision_model)
-            vision_tower = AutoModel.from_pretrained(vision_model_name_or_path, **load_kwargs)
-        elif isinstance(vision_model, PreTrainedModel):
-            vision_model_name_or_path = vision_model.name_or_path or None
-            vision_tower = vision_model
-        elif isinstance(vision_model, PretrainedConfig):
-            vision_tower = AutoModel.from_config(vision_model)
-        else:
-            raise TypeError(
-                "vision_model must be a name/path, a PreTrainedModel or a vision config, "
-                f"got {type(vision_model).__name__}"
-            )
+        vision_tower, vision_model_name_or_path = _vision_tower(vision_model, load_kwargs)
         text_model_name_or_path = str(text_model_name_or_path)
-        language_model = AutoModelForCausalLM.from_pretrained(text_model_name_or_path, **load_kwargs)
+        language_model = load_pretrained_part(
+            AutoModelForCausalLM,
+            text_model_name_or_path,
+            "text_model_name_or_path (the language model)",
+            **load_kwargs,
+        )
 
         config_fields = config.to_dict() if config is not None else {}
         for derived in (
@@ -389,7 +403,12 @@ class EmoVerseForConditionalGeneration(EmoVersePreTrainedModel, GenerationMixin)
         }
         config = kwargs.pop("config", None)
         if config is None:
-            config = EmoVerseConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            config = load_pretrained_part(
+                EmoVerseConfig,
+                pretrained_model_name_or_path,
+                "pretrained_model_name_or_path (the EmoVerse checkpoint)",
+                **hub_kwargs,
+            )
         if config.checkpoint_contents == "merged":
             model = super().from_pretrained(
                 pretrained_model_name_or_path, *model_args, config=config, **kwargs

@@ -20,6 +20,7 @@ try:
         ImageInput,
         VideoDecodingError,
         flat_images,
+        load_pretrained_part,
         load_video_frames,
         pixel_values,
         portable_image_processor,
@@ -40,6 +41,7 @@ except ImportError:  # imported as a top-level module (installed package or chec
         ImageInput,
         VideoDecodingError,
         flat_images,
+        load_pretrained_part,
         load_video_frames,
         pixel_values,
         portable_image_processor,
@@ -121,9 +123,11 @@ class EmoVerseProcessor(ProcessorMixin):
             kwargs: other `__init__` arguments (`system_prompt`, `num_video_frames`, `max_length`...).
         """
         if isinstance(image_processor, (str, os.PathLike)):
-            image_processor = AutoImageProcessor.from_pretrained(str(image_processor))
+            image_processor = load_pretrained_part(
+                AutoImageProcessor, image_processor, "image_processor (the vision tower's)"
+            )
         if isinstance(tokenizer, (str, os.PathLike)):
-            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+            tokenizer = load_pretrained_part(AutoTokenizer, tokenizer, "tokenizer (the language model's)")
         else:
             tokenizer = copy.deepcopy(tokenizer)
         if image_token not in tokenizer.get_vocab():

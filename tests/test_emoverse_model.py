@@ -221,6 +221,48 @@ def test_model_refuses_pixel_values_of_the_wrong_size_before_the_vision_tower(
     assert calls == []  # refused before the vision tower ran
 
 
+NEITHER = "neither an existing folder nor a Hub model id ('name' or 'namespace/name')"
+
+
+def test_a_missing_part_or_checkpoint_names_which_part_and_the_path(emoverse_parts, tmp_path):
+    from modeling_emoverse import EmoVerseForConditionalGeneration
+
+    vision_dir, text_dir = emoverse_parts
+    missing = str(tmp_path / "no" / "such")
+    cases = [
+        (
+            lambda: EmoVerseForConditionalGeneration.from_parts(missing, text_dir),
+            "vision_model (the vision tower)",
+        ),
+        (
+            lambda: EmoVerseForConditionalGeneration.from_parts(vision_dir, missing),
+            "text_model_name_or_path (the language model)",
+        ),
+        (
+            lambda: EmoVerseForConditionalGeneration.from_pretrained(missing),
+            "pretrained_model_name_or_path (the EmoVerse checkpoint)",
+        ),
+    ]
+    for load, part in cases:
+        with pytest.raises(ValueError) as error:
+            load()
+        assert str(error.value) == f"{part} is {missing!r}: {NEITHER}"
+
+
+def test_a_hub_id_that_cannot_be_loaded_offline_names_the_part(emoverse_parts, tmp_path, monkeypatch):
+    from modeling_emoverse import EmoVerseForConditionalGeneration
+
+    vision_dir, _ = emoverse_parts
+    monkeypatch.chdir(tmp_path)  # a valid Hub id and no folder of that name here; the tests run offline
+    with pytest.raises(OSError) as error:
+        EmoVerseForConditionalGeneration.from_parts(vision_dir, "no-such-org/no-such-llm")
+    assert str(error.value).startswith(
+        "text_model_name_or_path (the language model) is 'no-such-org/no-such-llm': not an existing folder, "
+        "and it could not be loaded as a Hub model id offline (HF_HUB_OFFLINE is set) ("
+    )
+    assert error.value.__suppress_context__
+
+
 def test_config_built_vision_tower_cannot_be_saved_as_trained_parts(emoverse_parts, tmp_path):
     from modeling_emoverse import EmoVerseForConditionalGeneration
 

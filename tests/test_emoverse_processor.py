@@ -86,6 +86,18 @@ def test_a_blank_prompt_is_refused_naming_its_index(emoverse_processor, blank):
         emoverse_processor(text=blank)
 
 
+def test_a_missing_image_processor_or_tokenizer_path_names_the_part(emoverse_parts, tmp_path):
+    vision_dir, text_dir = emoverse_parts
+    missing = str(tmp_path / "no" / "such")
+    neither = "neither an existing folder nor a Hub model id ('name' or 'namespace/name')"
+    with pytest.raises(ValueError) as error:
+        EmoVerseProcessor.from_parts(missing, text_dir, image_seq_length=4)
+    assert str(error.value) == f"image_processor (the vision tower's) is {missing!r}: {neither}"
+    with pytest.raises(ValueError) as error:
+        EmoVerseProcessor.from_parts(vision_dir, missing, image_seq_length=4)
+    assert str(error.value) == f"tokenizer (the language model's) is {missing!r}: {neither}"
+
+
 def test_missing_and_corrupt_image_files_name_the_path(emoverse_processor, tmp_path):
     missing = tmp_path / "nope.png"
     with pytest.raises(FileNotFoundError, match=r"nope\.png"):
