@@ -1,6 +1,7 @@
-"""From raw clips to a prediction, as a user runs it: ``python -m m2se.features extract`` -> ``train_m2se.py
---recipe mse_adapter_features`` -> ``pipeline(model=out, trust_remote_code=True)`` in a fresh process started
-in another directory, on new clips.
+"""From raw clips to a prediction, as a user runs it: the README's "Your own videos" commands as written
+(``python -m m2se.features extract`` -> ``train_m2se.py --recipe mse_adapter_features``, with this test's
+small-data settings added) -> ``pipeline(model=out, trust_remote_code=True)`` in a fresh process started in
+another directory, on new clips.
 
 The label lives only in the audio: a low tone (120-250 Hz) is ``low``, a high one (700-1,100 Hz) ``high``;
 every clip says the same text and shows frames of a shade drawn independently of the label. The trained model
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -21,11 +23,48 @@ from conftest import REPO_ROOT, run_in_fresh_process
 from media_fixtures import save_tiny_vision_encoder, write_clip
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
+from feature_extraction_mse_adapter import MSEAdapterAudioFeatureExtractor
 from m2se.training.models import TINY_LLAMA, backbone_path
+from modeling_mse_adapter import MSEAdapterForCausalLM
+from processing_mse_adapter import MSEAdapterProcessor
 
+README_SECTION = "## Your own videos"
 TEXT = "Here is a short clip."
 SPLITS = {"train": 24, "validation": 4, "test": 4}
 NEW_CLIPS = 10  # half low, half high
+
+
+def readme_commands() -> list[str]:
+    """The shell commands of the README's "Your own videos" section, which this test runs as written."""
+    lines = (REPO_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(README_SECTION)
+    commands, in_bash = [], False
+    for line in lines[start + 1 :]:
+        if line.startswith("## "):
+            break
+        if line.strip().startswith("```"):
+            in_bash = not in_bash and line.strip() == "```bash"
+        elif in_bash and line.strip() and not line.lstrip().startswith("#"):
+            commands.append(line.strip())
+    return commands
+
+
+def write_readme_inputs(root: Path) -> None:
+    """What the README section's Python snippet reads: a (small, untrained) checkpoint ``my-adapter`` whose
+    processor holds an eGeMAPS extractor, and the clips it names."""
+    tokenizer = AutoTokenizer.from_pretrained(backbone_path(TINY_LLAMA))
+    processor = MSEAdapterProcessor(
+        tokenizer,
+        feature_extractor=MSEAdapterAudioFeatureExtractor("egemaps", pool_windows=8),
+        task="classification",
+        label_names=["negative", "positive"],
+    )
+    language_model = AutoModelForCausalLM.from_pretrained(backbone_path(TINY_LLAMA))
+    MSEAdapterForCausalLM.from_language_model(language_model, processor).save_pretrained(root / "my-adapter")
+    processor.save_pretrained(root / "my-adapter")
+    write_clip(root / "clip.mp4", frequency=300.0)
+    write_clip(root / "a.mp4", frequency=150.0)
+    write_clip(root / "b.m4a", frequency=900.0, video=False)
 
 
 def write_clips(folder: Path, count: int, seed: int, silent: bool = False) -> list[dict[str, str]]:
@@ -107,24 +146,28 @@ def test_clips_to_features_to_training_to_pipeline(tmp_path):
         for seed, (split, count) in enumerate(SPLITS.items())
         for clip in write_clips(tmp_path / "clips" / split, count, seed=seed)
     ]
-    manifest = tmp_path / "clips.csv"
+    manifest = tmp_path / "clips.csv"  # the file the README's commands name
     with open(manifest, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "text", "label", "split"])
         writer.writeheader()
         writer.writerows(rows)
 
-    features, out = tmp_path / "features", tmp_path / "out"
-    # As a user: extract (eGeMAPS audio, the tiny vision encoder on frames), then train the adapter on a
-    # small backbone (see save_backbone) with a raised learning rate: well under a minute on 2 CPU cores.
-    extract = ["-m", "m2se.features", "extract", "--manifest", str(manifest), "--out", str(features)]
-    run_in_fresh_process(
-        [*extract, "--video", str(vision_encoder), "--fps", "4", "--cache_dir", str(tmp_path / "cache")],
-        tmp_path,
-    )
-    train = [str(REPO_ROOT / "train_m2se.py"), "--recipe", "mse_adapter_features", "--output_dir", str(out)]
-    settings = ["--set", f"data.paths.dataset={features}", f"model.backbone={backbone}"]
+    # The README's commands, run in this folder as written, with this test's settings added: the tiny vision
+    # encoder on frames, a private cache; a small backbone (see save_backbone) and a raised learning rate, to
+    # train in about a minute on 2 CPU cores.
+    extract, train = (shlex.split(command) for command in readme_commands())
+    assert extract[:4] == ["python", "-m", "m2se.features", "extract"], extract
+    assert train[:2] == ["python", "train_m2se.py"] and "mse_adapter_features" in train, train
+    features = tmp_path / extract[extract.index("--out") + 1]
+    out = tmp_path / train[train.index("--output_dir") + 1]
+    video = ["--video", str(vision_encoder), "--fps", "4", "--cache_dir", str(tmp_path / "cache")]
+    run_in_fresh_process([*extract[1:], *video], tmp_path)
+    settings = train.index("--set") + 1
+    train[settings:settings] = [f"model.backbone={backbone}"]
     flags = ["--num_train_epochs", "40", "--learning_rate", "3e-2", "--save_strategy", "no"]
-    run_in_fresh_process([*train, *settings, *flags, "--report_to", "none"], tmp_path)
+    run_in_fresh_process(
+        [str(REPO_ROOT / "train_m2se.py"), *train[2:], *flags, "--report_to", "none"], tmp_path
+    )
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

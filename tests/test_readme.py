@@ -29,6 +29,8 @@ import pytest
 from conftest import REPO_ROOT, run_in_fresh_process
 from test_emoverse_video import write_clip
 from test_emt_cli import _readme_commands, _write_readme_inputs
+from test_raw_media_end_to_end import readme_commands as raw_media_commands
+from test_raw_media_end_to_end import write_readme_inputs as write_raw_media_inputs
 
 from m2se.data.__main__ import main as data_cli
 from m2se.emt.__main__ import main as emt_cli
@@ -102,13 +104,17 @@ def normalised(command: str) -> str:
     return shlex.join(shlex.split(command, comments=True))
 
 
+# The "Your own videos" commands, which tests/test_raw_media_end_to_end.py runs as written on clips it makes.
+RAW_MEDIA_COMMANDS = [normalised(command) for command in raw_media_commands()]
 # Single launch lines (the set-up lines chain pip with `&&` and are checked against CI instead).
 TRAINING_COMMANDS = [
     normalised(command)
     for block in BLOCKS
     if block.language == "bash" and not block.needs_hub
     for command in shell_commands(block)
-    if "train_m2se.py" in shlex.split(command, comments=True) and "&&" not in command
+    if "train_m2se.py" in shlex.split(command, comments=True)
+    and "&&" not in command
+    and normalised(command) not in RAW_MEDIA_COMMANDS
 ]
 
 
@@ -138,6 +144,7 @@ def write_emoverse_clip(root: Path) -> None:
 SECTION_INPUTS: dict[str, Callable[[Path], None]] = {
     "EmoVerse": write_emoverse_clip,
     "Data": write_data_section_outputs,
+    "Your own videos": write_raw_media_inputs,
 }
 
 SNIPPET_RUNNER = """\
@@ -211,6 +218,8 @@ def command_kind(command: str) -> str | None:
         return "tests/test_emt_cli.py and the Data inputs here"
     if normalised(command) in TRAINING_COMMANDS:
         return "test_training_command_runs_as_written"
+    if normalised(command) in RAW_MEDIA_COMMANDS:
+        return "tests/test_raw_media_end_to_end.py"
     return None
 
 
