@@ -18,8 +18,12 @@ import copy
 import dataclasses
 import json
 import logging
+import os
+import signal
+import socket
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,8 +226,8 @@ def check_output_dir(output_dir: Path, recipe: Recipe, resume: str | None, overw
             output_dir, [path.name for path in output_dir.iterdir()], "refusing to write over them"
         )
     run_file = output_dir / RUN_FILE
-    if run_file.is_file() and json.loads(run_file.read_text(encoding="utf-8")).get("status") == "failed":
-        return  # the folder holds a failed run of ours: a rerun replaces it
+    if run_file.is_file() and not RunRecord.blocks_a_rerun(json.loads(run_file.read_text(encoding="utf-8"))):
+        return  # the folder holds a failed or killed run of ours: a rerun replaces it
     held = [name for name in RUN_MARKERS if (output_dir / name).exists()]
     held += [path.name for path in output_dir.glob("checkpoint-*")] if output_dir.is_dir() else []
     if held and not overwrite:
@@ -423,8 +427,28 @@ class RunRecord(TrainerCallback):
         if state.is_world_process_zero:
             self.write(Path(args.output_dir), "running")
 
+    @staticmethod
+    def blocks_a_rerun(record: dict[str, Any]) -> bool:
+        """A finished run, or one still running, blocks a rerun; a failed one does not, nor a ``running`` one
+        whose process on this machine has ended (killed with SIGKILL or by a power cut)."""
+        if record.get("status") == "failed":
+            return False
+        if record.get("status") == "running" and record.get("host") == socket.gethostname():
+            try:
+                os.kill(record["pid"], 0)
+            except ProcessLookupError:
+                logger.warning(
+                    "%s says running, but its process %s has ended: rerun", RUN_FILE, record["pid"]
+                )
+                return False
+            except (KeyError, TypeError, PermissionError):
+                return True
+        return True
+
     def write(self, output_dir: Path, status: str, error: BaseException | None = None) -> None:
         content = {"status": status, "recipe": recipe_to_dict(self.recipe)}
+        if status == "running":
+            content.update(pid=os.getpid(), host=socket.gethostname())
         if error is not None:
             content["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
         with atomic_file(output_dir / RUN_FILE) as handle:
@@ -542,8 +566,34 @@ def push_folder(trainer: Trainer, recipe: Recipe) -> None:
         )
 
 
+class StoppedBySignal(SystemExit):
+    """SIGTERM (a scheduler's preemption, ``kill``) as an exception, so that the run record says the run
+    failed; the exit status stays 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signal_name = signal.Signals(signum).name
+
+    def __str__(self) -> str:
+        return f"stopped by {self.signal_name}"
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise StoppedBySignal(signum)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> dict[str, Any]:
     script_args, args, recipe = parse_arguments(sys.argv[1:] if argv is None else argv)
     if script_args.seeds is None:
         seeds = [args.seed]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -333,6 +336,22 @@ def test_a_folder_of_the_users_own_files_is_refused_and_left_alone(tmp_path):
         (["--batch_eval_metrics"], "--batch_eval_metrics True: not supported here, the held-out metrics"),
         (["--eval_do_concat_batches", "false"], "--eval_do_concat_batches False: not supported here"),
         (["--dataloader_drop_last"], "--dataloader_drop_last True: .* held-out rows unscored"),
+        (
+            ["--set", "training.learning_rate=[1,"],
+            r"override training\.learning_rate: '\[1,' is not a valid YAML",
+        ),
+        (
+            ["--set", "model.config.num_pseudo_tokens=0"],
+            "model.config: num_pseudo_tokens must be a positive",
+        ),
+        (
+            ["--set", "data.options.num_train=-5"],
+            r"data\.options\.num_train: expected an integer >= 1, got -5",
+        ),
+        (
+            ["--set", "evaluation.metric=Mult_acc_3"],  # a SIMS metric; tiny_mse_adapter is scored as MOSEI
+            r"evaluation\.metric: 'Mult_acc_3' is not a metric of this recipe's evaluation",
+        ),
     ],
 )
 def test_flags_the_curriculum_cannot_honour_are_refused_before_work(argv, message, tmp_path):
@@ -378,6 +397,13 @@ def test_command_line_bad_input_is_one_line_and_exit_2(tmp_path):
         flag.stderr
         == "train_m2se.py: error: argument --learning_rate/--learning-rate: invalid float value: 'abc'\n"
     )
+    for override, message in (
+        ("training.learning_rate=[1,", "override training.learning_rate: '[1,' is not a valid YAML value"),
+        ("model.config.num_pseudo_tokens=four", "model.config: num_pseudo_tokens must be a positive integer"),
+    ):
+        bad = subprocess.run([*command[:-1], override], capture_output=True, text=True, env=env, timeout=300)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr[-2000:]
+        assert bad.stderr.startswith(f"train_m2se.py: error: {message}")
     debug = subprocess.run([*command, "--debug"], capture_output=True, text=True, env=env, timeout=300)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     assert not (tmp_path / "out").exists()
@@ -455,6 +481,43 @@ def test_a_failed_run_leaves_a_failed_record_and_a_rerun_is_not_blocked(tmp_path
     assert {path.name: path.stat().st_mtime_ns for path in output_dir.iterdir()} == before
     with pytest.raises(FileExistsError, match="already holds a run"):
         train_m2se.main(argv)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_run_stopped_by_a_signal_does_not_block_the_same_command(stop, tmp_path):
+    output_dir = tmp_path / "run"
+    argv = ["--recipe", "tiny_mse_adapter", "--output_dir", str(output_dir)]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "train_m2se.py"), *argv, "--num_train_epochs", "50"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    record_file = output_dir / "m2se_run.json"
+    deadline = time.monotonic() + 600
+    while not (record_file.is_file() and json.loads(record_file.read_text())["status"] == "running"):
+        assert process.poll() is None and time.monotonic() < deadline, "the run never started"
+        time.sleep(0.2)
+    process.send_signal(stop)
+    assert process.wait(timeout=120) == (128 + stop if stop == signal.SIGTERM else -stop)
+    record = json.loads(record_file.read_text())
+    if stop == signal.SIGTERM:  # caught: the record says so
+        assert record["status"] == "failed" and record["error"] == "StoppedBySignal: stopped by SIGTERM"
+    else:  # uncatchable: the record still says running, but its process has ended
+        assert record["status"] == "running" and record["pid"] == process.pid
+    train_m2se.main([*argv, "--max_steps", "2"])  # the same command again: not refused
+    assert json.loads(record_file.read_text())["status"] == "finished"
+
+
+def test_a_run_still_running_blocks_a_second_one_in_its_folder(tmp_path):
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    record = {"status": "running", "pid": os.getpid(), "host": socket.gethostname(), "recipe": {}}
+    (output_dir / "m2se_run.json").write_text(json.dumps(record))
+    with pytest.raises(FileExistsError, match=r"already holds a run \(m2se_run\.json\)"):
+        train_m2se.main(["--recipe", "tiny_mse_adapter", "--output_dir", str(output_dir)])
 
 
 @pytest.mark.parametrize("recipe", ["tiny_mse_adapter", "tiny_emoverse_m2se"])  # the second writes images

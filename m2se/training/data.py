@@ -108,6 +108,10 @@ def check_data_recipe(recipe: Recipe) -> None:
 
     data = recipe.data
     check_known_keys(data.options, data_options(data.source), "data.options", f"data source {data.source!r}")
+    for key in SPLIT_OPTIONS.get(data.source, ()):
+        value, least = data.options.get(key, 1), 0 if key == "num_eval_per_task" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"data.options.{key}: expected an integer >= {least}, got {value!r}")
     needed = required_paths(recipe)
     missing = [key for key in needed if key not in data.paths]
     if missing:

@@ -39,6 +39,7 @@ from m2se.metrics import (
     sims_regression_metrics,
 )
 from processing_emoverse import CLOSED_TASK_ANSWERS
+from tasks_mse_adapter import METRIC_SETS
 
 HELD_OUT_INDEX = "held_out_index"
 # What the Trainer's evaluation loop pads gathered predictions with (`pad_across_processes`, `nested_concat`).
@@ -74,15 +75,21 @@ def emoverse_task_metrics(task: str, answers: list[str], references: list[str]) 
     return {"exact_match": sum(matches) / len(matches)}
 
 
-def metric_names(model_kind: str, tasks: Sequence[str]) -> list[str]:
+def metric_names(model_kind: str, tasks: Sequence[str], metric_set: str | None = None) -> list[str]:
     """Every metric name a run reports (what ``evaluation.metric`` may name), read from the metric functions
-    above applied to a two-sample probe. MSE-Adapter: the names of every metric set its task may use (the
-    set itself is the processor's, known once the model is built); EmoVerse: ``<task>_<metric>`` per task."""
+    above applied to a two-sample probe. MSE-Adapter: those of ``metric_set`` (``model.config.metric_set``;
+    None: the task type's default, as the processor chooses); EmoVerse: ``<task>_<metric>`` per task."""
     if model_kind == "mse_adapter":
-        if tasks[0] == "er":
-            return sorted(erc_metrics(["a", "b"], ["a", "b"], ["a", "b"]))
-        probe = [-0.5, 0.5]
-        return sorted(set(msa_regression_metrics(probe, probe)) | set(sims_regression_metrics(probe, probe)))
+        task_type = "classification" if tasks[0] == "er" else "regression"
+        metric_set = METRIC_SETS[task_type][0] if metric_set is None else metric_set
+        if metric_set not in METRIC_SETS[task_type]:
+            raise ValueError(
+                f"model.config.metric_set: expected one of {list(METRIC_SETS[task_type])} for a {task_type} "
+                f"task, got {metric_set!r}"
+            )
+        if task_type == "classification":
+            return sorted(MSE_ADAPTER_METRICS[metric_set](["a", "b"], ["a", "b"], ["a", "b"]))
+        return sorted(MSE_ADAPTER_METRICS[metric_set]([-0.5, 0.5], [-0.5, 0.5]))
     probes = {task: answers[0] for task, answers in CLOSED_TASK_ANSWERS.items()} | {"ecpe": "1_joy,1"}
     names = set()
     for task in tasks:

@@ -112,6 +112,15 @@ def check_model_recipe(recipe: Recipe) -> None:
             f"model.lora: an mse_adapter recipe trains the adapter only (no LoRA); got {recipe.model.lora}"
         )
     check_known_keys(recipe.model.lora, lora_keys(), "model.lora", f"LoRA ({config_name}.lora_*)")
+    # The values too: the configuration class checks them when built, which is cheap next to the backbone.
+    config_fields = _own_config_fields(kind)
+    fields = {key: value for key, value in recipe.model.config.items() if key in config_fields}
+    fields.update({f"{LORA_PREFIX}{key}": value for key, value in recipe.model.lora.items()})
+    try:
+        _config_class(kind)(**fields)
+    except (TypeError, ValueError) as error:
+        section = "model.lora" if str(error).startswith(LORA_PREFIX) else "model.config"
+        raise type(error)(f"{section}: {error}") from error
 
 
 def backbone_path(name: str) -> str:

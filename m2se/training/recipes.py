@@ -158,7 +158,14 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     for depth, key in enumerate(keys[:-1]):
         node = _child(node, key, ".".join(keys[: depth + 1]))
     last = keys[-1]
-    value = yaml.safe_load(value_text)
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError as error:
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise ValueError(
+            f"override {key_path}: {value_text!r} is not a valid YAML value ({problem}); quote strings and "
+            "close brackets, e.g. key=[1, 2]"
+        ) from error
     if isinstance(node, list):
         node[_list_index(node, last, key_path)] = value
     elif isinstance(node, dict):
@@ -278,7 +285,7 @@ def validate_recipe(recipe: Recipe, check_paths: bool = True) -> None:
     if metric is not None:
         from m2se.training.evaluation import metric_names
 
-        names = metric_names(recipe.model.kind, recipe.tasks)
+        names = metric_names(recipe.model.kind, recipe.tasks, recipe.model.config.get("metric_set"))
         if metric not in names:
             close = difflib.get_close_matches(metric, names, n=1, cutoff=0.5) or [
                 name for name in names if name.casefold() == metric.casefold()
