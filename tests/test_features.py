@@ -182,14 +182,20 @@ def test_cli_extracts_reports_and_reuses_its_cache(tmp_path, capsys):
         ("ok", ["--audio", "none", "--video", "wobble"], r"unknown video encoder 'wobble'"),
         ("ok", ["--audio", "none", "--video", "none"], r"--audio none and --video none leave nothing"),
         ("ok", ["--num_proc", "0"], r"--num_proc must be an integer >= 1, got 0"),
-        ("foreign", [], r"already exists and is not an feature folder"),
+        ("foreign", [], r"already exists and is not an extracted feature folder"),
+        ("ok", ["--fps", "-1"], r"--fps must be a number > 0, got -1"),
+        ("ok", ["--max_seconds", "0"], r"--max_seconds must be a number > 0, got 0"),
+        ("mixed", [], r"the labels mix numbers \(line 2: '1'\) and names \(line 3: 'abc'\)"),
+        ("absent", [], r"none of its 1 clip paths exists \(first: .*gone\.wav\)"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, extra, message):
     manifest = tmp_path / ("nope.csv" if setup == "missing" else "clips.csv")
     header = "path,text\n" if setup == "columns" else "path,text,label,split\n"
+    rows = {"empty": "", "mixed": "a.wav,t,1,train\na.wav,t,abc,train\n", "absent": "gone.wav,t,1,train\n"}
     if setup != "missing":
-        manifest.write_text(header + ("" if setup == "empty" else "a.wav,t,1,train\n"))
+        manifest.write_text(header + rows.get(setup, "a.wav,t,1,train\n"))
+        write_media(tmp_path / "a.wav", audio=tone(220.0))
     out = tmp_path / "out"
     if setup == "foreign":
         out.mkdir()

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("path", "text", "label", "split")
 REPORT_NAME = "extraction_report.json"
-KIND = "feature folder (written by python -m m2se.features extract)"
+KIND = "extracted feature folder (written by python -m m2se.features extract)"
 # The file each extractor is saved to in a feature folder, by processor part.
 EXTRACTOR_FILES = {"feature_extractor": FEATURE_EXTRACTOR_NAME, "video_processor": VIDEO_PROCESSOR_NAME}
 DROPPED_MODALITY_WIDTH = 1
@@ -124,18 +124,33 @@ def read_manifest(manifest: str | os.PathLike) -> list[ManifestRow]:
             rows.append(ManifestRow(**values))
     if not rows:
         raise ValueError(f"--manifest {manifest}: no clips; expected at least one row after the header")
+    numbers = [_is_number(row.label) for row in rows]
+    if any(numbers) and not all(numbers):
+        number, name = numbers.index(True), numbers.index(False)
+        raise ValueError(
+            f"--manifest {manifest}: the labels mix numbers (line {number + 2}: {rows[number].label!r}) and "
+            f"names (line {name + 2}: {rows[name].label!r}); expected numbers on every row (regression) or "
+            "names on every row (classification)"
+        )
+    if not any(Path(row.path).is_file() for row in rows):
+        raise FileNotFoundError(
+            f"--manifest {manifest}: none of its {len(rows)} clip paths exists (first: {rows[0].path}); "
+            "relative paths are read from the manifest's folder"
+        )
     return rows
 
 
-def label_names_of(rows: Sequence[ManifestRow]) -> list[str] | None:
-    """``None`` when every label is a number (regression), else the sorted label names (classification)."""
+def _is_number(label: str) -> bool:
     try:
-        for row in rows:
-            if not math.isfinite(float(row.label)):
-                return sorted({row.label for row in rows})
+        return math.isfinite(float(label))
     except ValueError:
-        return sorted({row.label for row in rows})
-    return None
+        return False
+
+
+def label_names_of(rows: Sequence[ManifestRow]) -> list[str] | None:
+    """``None`` when the labels are numbers (regression), else the sorted label names (classification);
+    ``read_manifest`` refuses a mix."""
+    return None if _is_number(rows[0].label) else sorted({row.label for row in rows})
 
 
 def _code_version() -> str:
@@ -244,6 +259,9 @@ def extract_features(
         raise ValueError(f"--num_proc must be an integer >= 1, got {num_proc!r}")
     if audio_backend is None and video_encoder is None:
         raise ValueError("--audio none and --video none leave nothing to extract; keep at least one modality")
+    for name, value in (("--fps", fps), ("--max_seconds", max_seconds)):
+        if not value > 0:
+            raise ValueError(f"{name} must be a number > 0, got {value}")
     output_dir = Path(output_dir)
     rows = read_manifest(manifest)
     check_output(
