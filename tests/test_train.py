@@ -349,6 +349,10 @@ def test_a_folder_of_the_users_own_files_is_refused_and_left_alone(tmp_path):
             r"data\.options\.num_train: expected an integer >= 1, got -5",
         ),
         (
+            ["--set", "model.backbone=/no/such/llm"],
+            r"model\.backbone: '/no/such/llm' is neither an existing folder nor a Hub model id",
+        ),
+        (
             ["--set", "evaluation.metric=Mult_acc_3"],  # a SIMS metric; tiny_mse_adapter is scored as MOSEI
             r"evaluation\.metric: 'Mult_acc_3' is not a metric of this recipe's evaluation",
         ),

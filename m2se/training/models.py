@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
@@ -112,6 +114,8 @@ def check_model_recipe(recipe: Recipe) -> None:
             f"model.lora: an mse_adapter recipe trains the adapter only (no LoRA); got {recipe.model.lora}"
         )
     check_known_keys(recipe.model.lora, lora_keys(), "model.lora", f"LoRA ({config_name}.lora_*)")
+    for key in ("backbone", "vision_backbone"):
+        check_backbone_name(getattr(recipe.model, key), f"model.{key}")
     # The values too: the configuration class checks them when built, which is cheap next to the backbone.
     config_fields = _own_config_fields(kind)
     fields = {key: value for key, value in recipe.model.config.items() if key in config_fields}
@@ -121,6 +125,20 @@ def check_model_recipe(recipe: Recipe) -> None:
     except (TypeError, ValueError) as error:
         section = "model.lora" if str(error).startswith(LORA_PREFIX) else "model.config"
         raise type(error)(f"{section}: {error}") from error
+
+
+def check_backbone_name(name: str | None, where: str) -> None:
+    """A backbone is a built-in name, an existing folder or a well-formed Hub model id; transformers would
+    report anything else as a malformed repo id without naming the recipe key."""
+    if name is None or name in ("smollm2", TINY_LLAMA, TINY_VIT) or Path(name).expanduser().is_dir():
+        return
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise ValueError(
+            f"{where}: {name!r} is neither an existing folder nor a Hub model id ('name' or "
+            f"'namespace/name'); expected one of those or a built-in name (smollm2, {TINY_LLAMA}, {TINY_VIT})"
+        ) from None
 
 
 def backbone_path(name: str) -> str:
