@@ -70,7 +70,10 @@ class M2SEArguments:
     set: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "Recipe overrides key.path=value, e.g. --set stages.1.rates.msa=0.05 model.lora.r=16"
+            "help": "Recipe overrides key.path=value, e.g. --set stages.1.rates.msa=0.05 model.lora.r=16; "
+            "--set may be given several times",
+            # Several --set flags add up (argparse's default would keep only the last one).
+            "action": "extend",
         },
     )
     seeds: str | None = field(

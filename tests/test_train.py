@@ -364,6 +364,21 @@ def test_flags_the_curriculum_cannot_honour_are_refused_before_work(argv, messag
     assert not (tmp_path / "out").exists()
 
 
+def test_repeated_set_flags_add_up():
+    argv = [
+        "--recipe",
+        "tiny_mse_adapter",
+        "--set",
+        "stages.0.epochs=3",
+        "--set",
+        "data.options.num_train=16",
+    ]
+    script_args, _, recipe = train_m2se.parse_arguments([*argv, "evaluation.max_samples=4"])
+    assert script_args.set == ["stages.0.epochs=3", "data.options.num_train=16", "evaluation.max_samples=4"]
+    assert recipe.stages[0].epochs == 3 and recipe.data.options["num_train"] == 16
+    assert recipe.evaluation.max_samples == 4
+
+
 def test_flags_keep_the_trainers_defaults_and_explicit_ones_win():
     _, args, _ = train_m2se.parse_arguments(["--recipe", "tiny_emoverse_m2se", "--save_steps", "3"])
     assert (args.save_strategy, args.save_steps) == ("steps", 3)  # the Trainer's default strategy
