@@ -198,26 +198,25 @@ class MSEAdapterForCausalLM(MSEAdapterCheckpointMixin, MSEAdapterPreTrainedModel
         for name in ("audio_feature_dim", "video_feature_dim"):
             if getattr(processor, name) is not None:
                 shared[name] = getattr(processor, name)
+        if config is not None and config_kwargs:
+            raise ValueError(
+                f"pass either config or config fields, got both (fields {sorted(config_kwargs)})"
+            )
+        given = config_kwargs if config is None else {name: getattr(config, name) for name in shared}
+        mismatched = {
+            name: (given[name], value)
+            for name, value in shared.items()
+            if name in given and given[name] != value
+        }
+        if mismatched:
+            raise ValueError(f"config and processor disagree (config value, processor value): {mismatched}")
         if config is None:
             backbone = {
                 "text_config": language_model.config,
                 "base_model_name_or_path": language_model.name_or_path or None,
             }
             config = MSEAdapterConfig(**{**backbone, **config_kwargs, **shared})
-        elif config_kwargs:
-            raise ValueError(
-                f"pass either config or config fields, got both (fields {sorted(config_kwargs)})"
-            )
         else:
-            mismatched = {
-                name: (getattr(config, name), value)
-                for name, value in shared.items()
-                if getattr(config, name) != value
-            }
-            if mismatched:
-                raise ValueError(
-                    f"config and processor disagree (config value, processor value): {mismatched}"
-                )
             config = copy.deepcopy(config)
         config.pseudo_token_id = processor.pseudo_token_id
         return cls(config, language_model=language_model)

@@ -319,6 +319,9 @@ def test_config_and_processor_must_agree(tiny_lm_factory, processor):
         r"\{'num_pseudo_tokens': \(2, 4\)\}$",
     ):
         MSEAdapterForCausalLM.from_language_model(backbone, processor, config=config)
+    # The same disagreement given as config fields (it used to be resolved silently for the processor).
+    with pytest.raises(ValueError, match=r"disagree .*\{'num_pseudo_tokens': \(2, 4\)\}$"):
+        MSEAdapterForCausalLM.from_language_model(backbone, processor, num_pseudo_tokens=2)
 
 
 def test_backbone_of_a_different_width_is_rejected(tiny_lm_factory, processor):
