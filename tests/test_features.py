@@ -10,6 +10,7 @@ import av
 import datasets
 import numpy as np
 import pytest
+from media_fixtures import save_tiny_vision_encoder
 
 from feature_extraction_mse_adapter import MediaError, MSEAdapterAudioFeatureExtractor, load_audio
 from m2se.features.__main__ import main
@@ -209,23 +210,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, extra, me
 
 @pytest.fixture(scope="module")
 def tiny_clip_encoder(tmp_path_factory) -> Path:
-    """A 2-layer CLIP vision tower (width 16) with its image processor, saved to a folder."""
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
-
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    config = CLIPVisionConfig(
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=8,
-    )
-    CLIPVisionModel(config).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        folder
-    )
-    return folder
+    """A 1-layer CLIP vision tower (width 16) with its image processor, saved to a folder."""
+    return save_tiny_vision_encoder(tmp_path_factory.mktemp("tiny-clip"))
 
 
 def test_video_processor_width_frames_round_trip_and_faceless_frames(tmp_path, tiny_clip_encoder):
